@@ -1,0 +1,41 @@
+# Entry points: make demo, make test, make bench. Everything runs from the
+# virtual environment in .venv, created from requirements.txt on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+.PHONY: venv lint test test-unit test-integration test-e2e demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	ansible-lint
+
+test: lint test-unit test-integration test-e2e
+
+test-unit: venv
+	pytest tests/unit
+
+test-integration: venv
+	pytest tests/integration
+
+test-e2e: venv
+	pytest tests/e2e
+
+demo: venv
+	$(BIN)/python tools/demo.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
