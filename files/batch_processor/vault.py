@@ -95,7 +95,8 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, hvac.exceptions.VaultError):
         status = getattr(error, "status_code", None) or _status_of(error)
         errors = error.errors if isinstance(error.errors, list) else []
-        text = "; ".join(str(item).strip() for item in errors if isinstance(item, str))
+        # Vault joins several errors into one multi-line string: keep one line.
+        text = "; ".join(" ".join(item.split()) for item in errors if isinstance(item, str))
         label = f"HTTP {status}" if status else type(error).__name__
         return f"{label}: {text}" if text else label
     if isinstance(error, requests.exceptions.ConnectionError):
@@ -186,11 +187,24 @@ class VaultSession:
 
     # -- retries ---------------------------------------------------------
 
-    def call(self, what: str, operation: Callable[[], T]) -> T:
-        """Run one Vault request with the retry policy; `what` names it in errors."""
+    def call(
+        self,
+        what: str,
+        operation: Callable[[], T],
+        *,
+        retry: RetryPolicy | None = None,
+        mark_unavailable: bool = True,
+    ) -> T:
+        """Run one Vault request with the retry policy; `what` names it in errors.
+
+        `retry` replaces the session's policy for this call. With
+        `mark_unavailable` false, running out of attempts fails this call
+        only and leaves the session usable for the others.
+        """
         if self.unavailable_reason is not None:
             raise VaultUnavailable(f"{what}: skipped, Vault is unavailable ({self.unavailable_reason})")
-        delays = self.retry.delays()
+        policy = retry or self.retry
+        delays = policy.delays()
         while True:
             try:
                 return operation()
@@ -200,10 +214,10 @@ class VaultSession:
                 delay = next(delays, None)
                 reason = describe_error(error)
                 if delay is None:
-                    self.unavailable_reason = f"{reason} at {self.settings.addr}"
+                    if mark_unavailable:
+                        self.unavailable_reason = f"{reason} at {self.settings.addr}"
                     raise VaultUnavailable(
-                        f"{what} failed after {self.retry.attempts} attempts: {reason} "
-                        f"at {self.settings.addr}"
+                        f"{what} failed after {policy.attempts} attempts: {reason} at {self.settings.addr}"
                     ) from error
                 logger.warning("%s: %s, retrying in %.2f s", what, reason, delay)
                 if self.cancel.wait(delay):
@@ -230,9 +244,12 @@ class VaultSession:
                 ),
             )
         except hvac.exceptions.InvalidRequest as error:
+            # Vault answers 400 both for a wrong password and for a user that
+            # does not exist in this namespace's userpass mount.
             raise LoginFailed(
-                f"{what} was rejected ({describe_error(error)}); check the username and "
-                "the password in VAULT_PASSWORD_FILE"
+                f"{what} was rejected ({describe_error(error)}); check the username "
+                "(VAULT_USERNAME), the password (VAULT_PASSWORD_FILE) and that the user "
+                "exists in VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(
@@ -287,11 +304,23 @@ class VaultSession:
     def _renew_or_login(self, previous_lease: float) -> None:
         renewed_lease = 0.0
         if self._renewable:
+            # One attempt, and a failure does not mark Vault unavailable: a
+            # token past its max TTL makes OpenBao answer 500 ("past the max
+            # TTL, cannot renew"), which only a new login can fix. The login
+            # below has the full retry policy, so an outage is still noticed.
             try:
-                response = self.call("token renewal", self.client.auth.token.renew_self)
+                response = self.call(
+                    "token renewal",
+                    self.client.auth.token.renew_self,
+                    retry=RetryPolicy(attempts=1),
+                    mark_unavailable=False,
+                )
                 renewed_lease = float(response["auth"].get("lease_duration") or 0)
-            except hvac.exceptions.VaultError as error:
-                logger.warning("token renewal rejected (%s); logging in again", describe_error(error))
+            except (hvac.exceptions.VaultError, VaultError) as error:
+                reason = (
+                    describe_error(error) if isinstance(error, hvac.exceptions.VaultError) else str(error)
+                )
+                logger.warning("token renewal failed (%s); logging in again", reason)
         # A renewal that comes back much shorter has hit the token's max TTL:
         # a new login is the only way to get more time.
         if renewed_lease >= previous_lease / 2:
