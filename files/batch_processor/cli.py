@@ -335,7 +335,9 @@ def run_batch(
         status = BatchStatus.ABORTED
         exit_code = 128 + catcher.signal_number
     elif context.write_error:
-        summary["error"] = context.write_error[0]
+        unwritten = len(context.write_error)
+        summary["error"] = f"{context.write_error[0]} ({unwritten} result files not written)"
+        logger.error("%s", summary["error"])
         status, exit_code = BatchStatus.ABORTED, EXIT_JOB_FAILED
     if revoke_error:
         logger.error("token revocation failed: %s", revoke_error)
@@ -364,11 +366,10 @@ def run_batch(
             },
         }
     )
-    try:
-        path = write_summary(results_dir, batch_id, summary)
-    except OSError as error:
-        logger.error("cannot write the batch summary to %s: %s", results_dir, error.strerror or error)
-        return exit_code if exit_code != EXIT_OK else EXIT_JOB_FAILED
+    summary_name = _write_summary_file(results_dir, batch_id, summary)
+    if summary_name is None and exit_code == EXIT_OK:
+        exit_code = EXIT_JOB_FAILED
+    # This line is the only record of the batch when the summary could not be written.
     counts = summary["counts"]
     logger.info(
         "batch %s: %d jobs, %d succeeded, %d failed, %d skipped, %d invalid, %d cancelled; "
@@ -381,10 +382,19 @@ def run_batch(
         counts["invalid"],
         counts["cancelled"],
         revoked,
-        path.name,
+        summary_name or "not written",
         exit_code,
     )
     return exit_code
+
+
+def _write_summary_file(results_dir: Path, batch_id: str, summary: dict[str, Any]) -> str | None:
+    """Write the summary; return its file name, or None after logging why it failed."""
+    try:
+        return write_summary(results_dir, batch_id, summary).name
+    except OSError as error:
+        logger.error("cannot write the batch summary to %s: %s", results_dir, error.strerror or error)
+        return None
 
 
 def _process_jobs(

@@ -429,9 +429,11 @@ def test_results_folder_full_clear_error_token_revoked(
     assert code == 1, run.stderr()
     log = run.log()
     assert "No space left on device" in log
-    assert re.search(r"cannot write \S+results/\S+\.json", log)
-    assert "starting no new jobs" not in log
-    assert "token revoked: True" in log or "revoked 1 token(s)" in log
+    assert re.search(r"cannot write \S+results/\S+\.json: No space left on device; starting no new jobs", log)
+    assert log.count("No space left on device; starting no new jobs") == 1, "error repeated per job"
+    assert re.search(r"\(\d+ result files not written\)", log)
+    assert "batch aborted: 40 jobs" in log
+    assert "token revoked: True; summary not written; exit 1" in log
     assert_tokens_revoked(batch_vault, proxy)
     leftovers = list(run.results_dir.glob(".*.tmp"))
     assert leftovers == []
@@ -455,8 +457,9 @@ def test_results_folder_read_only_mid_batch(
 
     assert code == 1, run.stderr()
     log = run.log()
-    assert "Read-only file system" in log
+    assert "Read-only file system; starting no new jobs" in log
     assert "cannot write the batch summary" in log
+    assert "token revoked: True; summary not written; exit 1" in log
     started = log.count("' started (priority")
     assert started <= 3, "jobs kept starting after results could no longer be written"
     assert_tokens_revoked(batch_vault, proxy)
