@@ -421,7 +421,12 @@ class VaultSession:
                 ),
             )
         except hvac.exceptions.InvalidPath as error:
-            raise NotFound(f"{what}: not found") from error
+            # KV v2 answers 404 for a deleted or destroyed latest version but
+            # still sends its metadata. hvac returns that body for a deleted
+            # version only and raises for a destroyed one.
+            response = error.json if isinstance(error.json, dict) else {}
+            if not isinstance((response.get("data") or {}).get("metadata"), dict):
+                raise NotFound(f"{what}: not found") from error
         except hvac.exceptions.Forbidden as error:
             raise VaultError(f"{what} was denied ({describe_error(error)})") from error
         except hvac.exceptions.VaultError as error:
