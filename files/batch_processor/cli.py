@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
@@ -70,6 +71,7 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(batch_id)s] %(name)s: %(message)s"
 REDACTED = "<redacted>"
+PRIVATE_UMASK = 0o027
 
 
 class _BatchIdFilter(logging.Filter):
@@ -195,6 +197,17 @@ def run(args: Any, env: Mapping[str, str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    # Results and logs name jobs and paths in Vault: every file and folder
+    # this run creates (log file, rotated logs, lock file) stays closed to
+    # other users, whatever umask Nomad starts the task with.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run_with_settings(settings)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run_with_settings(settings: Settings) -> int:
     known_secrets: list[str] = [settings.password]
     try:
         logs_dir, results_dir = prepare_data_dir(settings.data_dir)
