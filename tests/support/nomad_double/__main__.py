@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    finished = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_args: finished.set())
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -55,12 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         logger.error("cannot start the Nomad double: %s", error)
         return 2
-    # The line tests and scripts read to learn the address and the node.
+    # The line tests and scripts read to learn the address and the node; it comes
+    # after the signal handlers so that a SIGTERM sent right after it stops cleanly.
     print(f"nomad double ready addr={double.addr} node_id={double.node_id}", flush=True)
-
-    finished = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_args: finished.set())
     finished.wait()
     double.stop()
     return 0

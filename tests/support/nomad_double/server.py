@@ -557,7 +557,10 @@ class NomadDouble:
         self.port = int(self._server.server_address[1])
         self.state.node["HTTPAddr"] = f"{self.host}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="nomad-double-http", daemon=True
+            target=self._server.serve_forever,
+            args=(0.05,),
+            name="nomad-double-http",
+            daemon=True,
         )
         self._thread.start()
         logger.info("Nomad double listening on %s (node %s)", self.addr, self.node_name)
