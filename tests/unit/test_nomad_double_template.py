@@ -26,12 +26,13 @@ def test_trim_markers_remove_whitespace():
     assert render(text, context()) == "batch-processor"
 
 
-def test_items_field_and_env():
+def test_parent_fields_and_env():
     text = (
-        '{{ with nomadVar "nomad/jobs/batch" }}{{ .Items.user }}{{ end }}-{{ env "NOMAD_JOB_ID" }}'
+        '{{ with nomadVar "nomad/jobs/batch" }}{{ .Parent.Items.user }}@{{ .Parent.Path }}'
+        '{{ end }}-{{ env "NOMAD_JOB_ID" }}'
     )
 
-    assert render(text, context()) == "batch-processor-batch"
+    assert render(text, context()) == "batch-processor@nomad/jobs/batch-batch"
 
 
 def test_comment_and_else_branch():

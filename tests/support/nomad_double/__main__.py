@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         logger.error("cannot start the Nomad double: %s", error)
         return 2
-    # The line tests and scripts read to learn the address and the node; it comes
-    # after the signal handlers so that a SIGTERM sent right after it stops cleanly.
+    # Tests and scripts read this line to learn the address and the node. The signal
+    # handlers are already in place, so a SIGTERM sent right after it stops cleanly.
     print(f"nomad double ready addr={double.addr} node_id={double.node_id}", flush=True)
     finished.wait()
     double.stop()

@@ -60,6 +60,14 @@ def _field(kind: str, name: str, old: Any, new: Any) -> dict[str, Any]:
     return {"Type": kind, "Name": name, "Old": _text(old), "New": _text(new), "Annotations": None}
 
 
+def _change_type(old_missing: bool, new_missing: bool) -> str:
+    if old_missing:
+        return "Added"
+    if new_missing:
+        return "Deleted"
+    return "Edited"
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
@@ -81,7 +89,7 @@ def diff_fields(
         if before == after or (_empty(before) and _empty(after)):
             continue
         if _is_scalar(before) and _is_scalar(after):
-            kind = "Added" if before is None else "Deleted" if after is None else "Edited"
+            kind = _change_type(before is None, after is None)
             fields.append(_field(kind, key, before, after))
         elif isinstance(before or after, dict):
             objects.extend(_diff_mapping(key, before or {}, after or {}))
@@ -103,7 +111,7 @@ def _diff_mapping(key: str, before: dict[str, Any], after: dict[str, Any]) -> li
     fields, objects = diff_fields(before, after, frozenset())
     if not fields and not objects:
         return []
-    kind = "Added" if not before else "Deleted" if not after else "Edited"
+    kind = _change_type(not before, not after)
     return [{"Type": kind, "Name": name, "Fields": fields, "Objects": objects or None}]
 
 

@@ -1,8 +1,10 @@
 """Render the subset of Go's text/template that Nomad credential templates use.
 
 Supported: text, `{{- ... -}}` whitespace trimming, comments, `with`/`if` with
-`else` and `end`, field access (`.password`, `.Items.password`, `.`), string
-literals, and the functions `nomadVar` and `env`. Any other function or action
+`else` and `end`, field access (`.password`, `.Parent.Items.password`,
+`.Parent.Path`), string literals, and the functions `nomadVar` and `env`.
+As in consul-template, `nomadVar` returns the item map itself, so `.Items`
+is a map key like any other and not a field. Any other function or action
 raises TemplateError with the message Go's parser gives, so the allocation
 fails the way a real client fails on a template it cannot parse.
 """
@@ -144,8 +146,8 @@ def _literal(word: str) -> str:
 def _field(dot: Any, path: str, context: Context) -> Any:
     value = dot
     for part in [piece for piece in path.split(".") if piece]:
-        if isinstance(value, VariableItems) and part == "Items":
-            value = value.items
+        if isinstance(value, VariableItems) and part == "Parent":
+            value = {"Items": value.items, "Path": value.path, "Namespace": "default"}
             continue
         mapping = value.items if isinstance(value, VariableItems) else value
         if not isinstance(mapping, dict):

@@ -105,7 +105,7 @@ class Body:
 
     attrs: dict[str, Attr] = field(default_factory=dict)
     blocks: dict[str, Block] = field(default_factory=dict)
-    # Kind for attributes with free names (env, meta); None rejects unknown names.
+    # Kind for attributes with free names (env, meta). None rejects unknown names.
     free_kind: str | None = None
 
 
@@ -116,7 +116,7 @@ class Block:
     api: str
     body: Body
     label: str | None = None
-    # "one": a single object; "list": a list of objects; "map": objects keyed by label.
+    # "one" is a single object, "list" a list of objects, "map" objects keyed by label.
     shape: str = "one"
 
 
@@ -364,7 +364,7 @@ def _unescape_quoted(raw: str) -> str:
 
 def _decode_heredoc(raw: str) -> str:
     first_line, _, rest = raw.partition("\n")
-    body_lines = rest.split("\n")[:-1]  # the last line holds the closing marker
+    body_lines = rest.split("\n")[:-1]  # the last line is the closing marker
     if first_line.startswith("<<-"):
         indents = [len(line) - len(line.lstrip()) for line in body_lines if line.strip()]
         strip = min(indents, default=0)

@@ -506,7 +506,7 @@ class _DoubleHttpServer(ThreadingHTTPServer):
 
 
 class NomadDouble:
-    """A Nomad agent (server and one client node) answering the HTTP API on a loopback port.
+    """A Nomad agent (server and one client node) serving the HTTP API on a loopback port.
 
     `start()` binds the port and returns self; `stop()` stops running tasks
     and the server. `node_id` and `node_name` identify the simulated client.

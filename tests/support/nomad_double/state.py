@@ -5,11 +5,11 @@ can block on that index the way Nomad's blocking queries (`?index=`) do.
 
 Placement follows Nomad's scheduler for the checks a single-node batch job
 meets: datacenters, constraints, the task driver, and host volumes. A group
-that asks for a host volume the node does not have is not placed, and the
-reason shows up as `ConstraintFiltered: {"missing compatible host volumes": 1}`
-in the plan's `FailedTGAllocs` and in the evaluation of a forced launch,
-while the register itself succeeds. That is what Nomad does: the server
-accepts the job and the scheduler reports the failed placement.
+that requests a host volume the node does not have is not placed. The reason
+appears as `ConstraintFiltered: {"missing compatible host volumes": 1}` in the
+plan's `FailedTGAllocs` and in the evaluation of a forced launch, while the
+register itself succeeds. Nomad behaves the same way, because the server
+accepts the job and only the scheduler checks volumes at placement.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class ClusterState:
         self.changed = threading.Condition(self.lock)
         self.index = 1
         self.data_dir = data_dir
+
         created = now_ns()
         self.node: dict[str, Any] = {
             "ID": new_id(),
@@ -86,6 +87,7 @@ class ClusterState:
             "ModifyIndex": 1,
             "StatusUpdatedAt": created // 1_000_000_000,
         }
+
         self.volumes: dict[str, dict[str, Any]] = {}
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -258,7 +260,7 @@ class ClusterState:
             return
         current_index = current["ModifyIndex"] if current else 0
         if cas != current_index:
-            # Nomad answers a check-and-set conflict with 409 and the current variable.
+            # Nomad rejects a check-and-set conflict with 409 and returns the current variable.
             raise CasConflict(current)
 
     def list_variables(self, namespace: str, prefix: str) -> list[dict[str, Any]]:
