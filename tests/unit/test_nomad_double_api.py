@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.nomad_double import NomadDouble
 from support.nomad_double.client import NomadClient
 
@@ -41,9 +42,7 @@ def volume_body(double: NomadDouble, host_path: Path, **overrides: Any) -> dict[
         "Namespace": "default",
         "NodeID": double.node_id,
         "HostPath": str(host_path),
-        "RequestedCapabilities": [
-            {"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}
-        ],
+        "RequestedCapabilities": [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}],
     }
     volume.update(overrides)
     return {"Volume": volume}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from support.nomad_double.errors import ApiError
 from support.nomad_double.jobspec import canonicalize, parse_duration, parse_hcl, validate
 
@@ -87,9 +88,7 @@ def test_fixture_parses_to_api_shape():
     assert template["DestPath"] == "secrets/vault-password"
     assert template["Perms"] == "0400"
     assert template["ChangeMode"] == "noop"
-    assert template["EmbeddedTmpl"].startswith(
-        '{{- with nomadVar "nomad/jobs/vault-batch-processor"'
-    )
+    assert template["EmbeddedTmpl"].startswith('{{- with nomadVar "nomad/jobs/vault-batch-processor"')
     assert template["EmbeddedTmpl"].endswith("{{- end -}}\n")
 
 
@@ -108,9 +107,7 @@ def test_unknown_block_rejected():
     error = parse_error(MINIMAL % "sidecar { }")
 
     assert error.status == 400
-    assert 'Unsupported block type; Blocks of type "sidecar" are not expected here.' in (
-        error.message
-    )
+    assert 'Unsupported block type; Blocks of type "sidecar" are not expected here.' in (error.message)
     assert 'task "t"' in error.message
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.nomad_double import NomadDouble
 from support.nomad_double.client import NomadClient, job_path
 from support.nomad_double.runner import interpolate, rewrite_volume_paths
@@ -254,8 +255,7 @@ def test_group_and_task_variables_readable(double, client, volume_dir):
     set_password(client, f"nomad/jobs/{JOB_ID}/processor/{TASK}")
     job = job_running(client, REPORT_SCRIPT)
     job["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"] = (
-        f'{{{{ with nomadVar "nomad/jobs/{JOB_ID}/processor/{TASK}" }}}}'
-        "{{ .password }}{{ end }}"
+        f'{{{{ with nomadVar "nomad/jobs/{JOB_ID}/processor/{TASK}" }}}}{{{{ .password }}}}{{{{ end }}}}'
     )
 
     evaluation = register_and_force(client, job)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
+
 from support.nomad_double.gotemplate import Context, MissingData, TemplateError, render
 
 VARIABLES = {"nomad/jobs/batch": {"password": "s3cret", "user": "batch-processor"}}
 
 
 def context(*, strict: bool = False) -> Context:
-    return Context(
-        read_variable=VARIABLES.get, env={"NOMAD_JOB_ID": "batch"}, error_on_missing_key=strict
-    )
+    return Context(read_variable=VARIABLES.get, env={"NOMAD_JOB_ID": "batch"}, error_on_missing_key=strict)
 
 
 def test_with_nomad_var_renders_item():
@@ -37,8 +36,7 @@ def test_parent_fields_and_env():
 
 def test_comment_and_else_branch():
     text = (
-        '{{/* note */}}{{ with nomadVar "nomad/jobs/batch" }}'
-        "{{ if .nope }}yes{{ else }}no{{ end }}{{ end }}"
+        '{{/* note */}}{{ with nomadVar "nomad/jobs/batch" }}{{ if .nope }}yes{{ else }}no{{ end }}{{ end }}'
     )
 
     assert render(text, context()) == "no"

@@ -21,9 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=4646, help="TCP port; 0 picks a free one")
-    parser.add_argument(
-        "--node-name", default="lil-pakalolo", help="name of the simulated client node"
-    )
+    parser.add_argument("--node-name", default="lil-pakalolo", help="name of the simulated client node")
     parser.add_argument(
         "--data-dir",
         type=Path,

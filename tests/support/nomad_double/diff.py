@@ -76,9 +76,7 @@ def _empty(value: Any) -> bool:
     return value is None or value in ({}, [], "")
 
 
-def diff_fields(
-    old: dict[str, Any], new: dict[str, Any], skip: frozenset[str]
-) -> tuple[list, list]:
+def diff_fields(old: dict[str, Any], new: dict[str, Any], skip: frozenset[str]) -> tuple[list, list]:
     """Return (FieldDiffs, ObjectDiffs) between two objects, leaving out `skip` keys."""
     fields: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []

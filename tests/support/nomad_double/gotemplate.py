@@ -94,9 +94,7 @@ def parse(source: str, left: str = "{{", right: str = "}}") -> list[Node]:
                 raise TemplateError("template: unexpected {{end}}")
             _, current = stack.pop()
         elif keyword in {"range", "define", "template", "block"}:
-            raise TemplateError(
-                f'template: action "{keyword}" is not supported by the Nomad double'
-            )
+            raise TemplateError(f'template: action "{keyword}" is not supported by the Nomad double')
         else:
             _check_pipeline(value)
             current.append(Node("output", value))

@@ -64,9 +64,7 @@ RESTART_MODES = frozenset({"delay", "fail"})
 TEMPLATE_CHANGE_MODES = frozenset({"noop", "restart", "signal", "script"})
 VOLUME_TYPES = frozenset({"host", "csi"})
 
-PARSE_OPTIONS = SerializationOptions(
-    with_comments=False, explicit_blocks=True, preserve_heredocs=True
-)
+PARSE_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=True, preserve_heredocs=True)
 BLOCK_MARKER = "__is_block__"
 NON_LITERAL_ROOTS = ("var.", "local.", "locals.")
 
@@ -514,8 +512,7 @@ def _decode_body(body: dict[str, Any], schema: Body, where: str) -> dict[str, An
             if name not in schema.blocks:
                 raise ApiError(
                     400,
-                    f'{where}: Unsupported block type; Blocks of type "{name}" '
-                    "are not expected here.",
+                    f'{where}: Unsupported block type; Blocks of type "{name}" are not expected here.',
                 )
             _decode_blocks(name, value, schema.blocks[name], where, result)
             continue
@@ -523,15 +520,10 @@ def _decode_body(body: dict[str, Any], schema: Body, where: str) -> dict[str, An
         if attr is None and schema.free_kind is not None:
             attr = Attr(name, schema.free_kind)
         if attr is None:
-            hint = (
-                f' Did you mean to define a block of type "{name}"?'
-                if name in schema.blocks
-                else ""
-            )
+            hint = f' Did you mean to define a block of type "{name}"?' if name in schema.blocks else ""
             raise ApiError(
                 400,
-                f'{where}: Unsupported argument; An argument named "{name}" '
-                f"is not expected here.{hint}",
+                f'{where}: Unsupported argument; An argument named "{name}" is not expected here.{hint}',
             )
         decoded = decode_value(value, where)
         result[attr.api] = convert_attribute(decoded, attr.kind, name, where)
@@ -602,8 +594,7 @@ def parse_hcl(text: str) -> dict[str, Any]:
     if unexpected:
         raise ApiError(
             400,
-            f'input.hcl: Unsupported block type; Blocks of type "{unexpected[0]}" '
-            "are not expected here.",
+            f'input.hcl: Unsupported block type; Blocks of type "{unexpected[0]}" are not expected here.',
         )
     jobs = tree.get("job")
     if not _is_block_list(jobs):
@@ -837,9 +828,7 @@ def _validate_periodic(job: dict[str, Any], problems: list[str]) -> None:
             problems.append(f'Periodic: invalid time zone "{zone}"')
 
 
-def _validate_constraints(
-    constraints: list[dict[str, Any]] | None, owner: str, problems: list[str]
-) -> None:
+def _validate_constraints(constraints: list[dict[str, Any]] | None, owner: str, problems: list[str]) -> None:
     for index, constraint in enumerate(constraints or []):
         operand = constraint.get("Operand")
         if operand not in CONSTRAINT_OPERANDS:
@@ -872,23 +861,19 @@ def _validate_group(group: dict[str, Any], name: str, problems: list[str]) -> No
         for index, mount in enumerate(task.get("VolumeMounts") or []):
             if mount["Volume"] not in volumes:
                 problems.append(
-                    f"{task_prefix}: Volume Mount {index} references undefined volume "
-                    f"{mount['Volume']}"
+                    f"{task_prefix}: Volume Mount {index} references undefined volume {mount['Volume']}"
                 )
         for index, template in enumerate(task.get("Templates") or []):
             if not template.get("EmbeddedTmpl") and not template.get("SourcePath"):
                 problems.append(f"{task_prefix}: Template {index + 1}: Must specify a source path")
             if template.get("ChangeMode") not in TEMPLATE_CHANGE_MODES:
                 problems.append(
-                    f"{task_prefix}: Template {index + 1}: Invalid change mode "
-                    f'"{template.get("ChangeMode")}"'
+                    f'{task_prefix}: Template {index + 1}: Invalid change mode "{template.get("ChangeMode")}"'
                 )
             perms = template.get("Perms", "0644")
             if not re.fullmatch(r"0?[0-7]{3,4}", perms):
                 problems.append(f'{task_prefix}: Template {index + 1}: Invalid perms "{perms}"')
         if task.get("KillTimeout", 0) < 0:
             problems.append(f"{task_prefix}: KillTimeout must be a positive value")
-        if task.get("Driver") in {"exec", "raw_exec"} and not (task.get("Config") or {}).get(
-            "command"
-        ):
+        if task.get("Driver") in {"exec", "raw_exec"} and not (task.get("Config") or {}).get("command"):
             problems.append(f'{task_prefix}: config: Missing required argument "command"')

@@ -283,9 +283,7 @@ class AllocationRunner:
             destination = interpolate(template["DestPath"], plan.env, self.node)
             target = plan.task_dir / destination.lstrip("/")
             if not target.resolve().is_relative_to(plan.task_dir.resolve()):
-                return self._fail_template(
-                    plan.name, f"destination {destination} escapes the task directory"
-                )
+                return self._fail_template(plan.name, f"destination {destination} escapes the task directory")
             context = gotemplate.Context(
                 read_variable=lambda path, task=plan.name: self.read_variable(path, task),
                 env=plan.env,
@@ -333,8 +331,7 @@ class AllocationRunner:
         config = plan.task.get("Config") or {}
         words = [config["command"], *(config.get("args") or [])]
         return [
-            rewrite_volume_paths(interpolate(word, plan.env, self.node), plan.volume_paths)
-            for word in words
+            rewrite_volume_paths(interpolate(word, plan.env, self.node), plan.volume_paths) for word in words
         ]
 
     def _execute(self, plan: TaskPlan) -> tuple[int, bool]:
@@ -420,9 +417,7 @@ class AllocationRunner:
         try:
             self.process.wait(timeout_ns / 1e9)
         except subprocess.TimeoutExpired:
-            logger.info(
-                "allocation %s: kill_timeout passed, sending SIGKILL", self.allocation["ID"]
-            )
+            logger.info("allocation %s: kill_timeout passed, sending SIGKILL", self.allocation["ID"])
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:

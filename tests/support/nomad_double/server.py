@@ -551,9 +551,7 @@ class NomadDouble:
         return str(self.state.node["Name"])
 
     def start(self) -> NomadDouble:
-        self._server = _DoubleHttpServer(
-            (self.host, self.port), NomadApi(self.state, self.acl_token)
-        )
+        self._server = _DoubleHttpServer((self.host, self.port), NomadApi(self.state, self.acl_token))
         self.port = int(self._server.server_address[1])
         self.state.node["HTTPAddr"] = f"{self.host}:{self.port}"
         self._thread = threading.Thread(
@@ -607,6 +605,4 @@ class NomadDouble:
     def allocations_for_evaluation(self, eval_id: str) -> list[dict[str, Any]]:
         """Return the allocations an evaluation placed, such as the one of a forced launch."""
         with self.state.lock:
-            return [
-                copy.deepcopy(a) for a in self.state.allocations.values() if a["EvalID"] == eval_id
-            ]
+            return [copy.deepcopy(a) for a in self.state.allocations.values() if a["EvalID"] == eval_id]

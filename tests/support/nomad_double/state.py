@@ -79,8 +79,7 @@ class ClusterState:
             },
             "Meta": {},
             "Drivers": {
-                name: {"Detected": True, "Healthy": True, "HealthDescription": "Healthy"}
-                for name in DRIVERS
+                name: {"Detected": True, "Healthy": True, "HealthDescription": "Healthy"} for name in DRIVERS
             },
             "HostVolumes": {},
             "CreateIndex": 1,
@@ -169,8 +168,7 @@ class ClusterState:
             elif same_name:
                 raise ApiError(
                     400,
-                    f'a volume with name "{name}" already exists on node {node_id}; '
-                    "send its ID to update it",
+                    f'a volume with name "{name}" already exists on node {node_id}; send its ID to update it',
                 )
             else:
                 current = None
@@ -306,9 +304,7 @@ class ClusterState:
             return _metric(1, 1, {FILTER_HOST_VOLUMES: 1})
         return None
 
-    def group_volume_paths(
-        self, job: dict[str, Any], group: dict[str, Any]
-    ) -> dict[str, str] | None:
+    def group_volume_paths(self, job: dict[str, Any], group: dict[str, Any]) -> dict[str, str] | None:
         """Map each host volume of `group` to its host path, or return None when one is missing."""
         paths: dict[str, str] = {}
         namespace = job.get("Namespace") or "default"
@@ -572,9 +568,7 @@ class ClusterState:
         job["Status"] = "running"
         runner.start()
 
-    def _read_for_task(
-        self, job: dict[str, Any], group: str, task: str, path: str
-    ) -> dict[str, str] | None:
+    def _read_for_task(self, job: dict[str, Any], group: str, task: str, path: str) -> dict[str, str] | None:
         if not self.task_can_read(job, group, task, path):
             raise PermissionError(f"nomad.var.block({path}@default.global): Permission denied")
         variable = self.read_variable(job["Namespace"], path)
@@ -647,9 +641,7 @@ class ClusterState:
             if job.get("Periodic") or job["Status"] != "running":
                 continue
             allocations = [a for a in self.allocations.values() if a["JobID"] == job["ID"]]
-            if allocations and all(
-                a["ClientStatus"] in {"complete", "failed", "lost"} for a in allocations
-            ):
+            if allocations and all(a["ClientStatus"] in {"complete", "failed", "lost"} for a in allocations):
                 job["Status"] = "dead"
 
     def shutdown(self, timeout: float) -> None:
