@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from support.fault_proxy import Fault, FaultProxy
+from support.live_processor import FAST_RETRY, ProcessorRun, run_processor, start_processor
 from support.openbao import OpenBaoServer, free_port
-from support.processor import FAST_RETRY, ProcessorRun, run_processor, start_processor
 from support.vault_seed import BatchVault, seed_batch_namespace
 
 pytestmark = pytest.mark.integration

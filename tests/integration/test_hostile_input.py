@@ -17,8 +17,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
 from support.fault_proxy import FaultProxy
-from support.processor import ProcessorRun, files_below, find_secret, run_processor
+from support.live_processor import ProcessorRun, files_below, find_secret, run_processor
 from support.vault_seed import BatchVault
 
 pytestmark = pytest.mark.integration

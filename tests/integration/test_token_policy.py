@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.fault_proxy import FaultProxy
-from support.processor import ProcessorRun, files_below, run_processor, start_processor
+from support.live_processor import ProcessorRun, files_below, run_processor, start_processor
 from support.vault_seed import BatchVault
 
 pytestmark = pytest.mark.integration
