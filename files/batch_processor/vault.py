@@ -247,9 +247,8 @@ class VaultSession:
             # Vault returns 400 both for a wrong password and for a user that
             # does not exist in this namespace's userpass mount.
             raise LoginFailed(
-                f"{request} was rejected ({describe_error(error)}); check the username "
-                "(VAULT_USERNAME), the password (VAULT_PASSWORD_FILE) and that the user "
-                "exists in VAULT_NAMESPACE"
+                f"{request} was rejected ({describe_error(error)}); check the username and "
+                "the password in VAULT_PASSWORD_FILE, and that the user exists in VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(
