@@ -74,7 +74,7 @@ def assert_tokens_revoked(vault: BatchVault, proxy: FaultProxy) -> None:
         assert not vault.token_works(token), f"token #{index} from login still works"
 
 
-# -- Vault unreachable, sealed or answering 5xx ------------------------------
+# -- Vault unreachable, sealed or returning 5xx ------------------------------
 
 
 def test_unreachable_vault_retries_then_exits_3(tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_sealed_mid_batch_gives_partial_and_records_revoke(
     for job in summary["jobs"]:
         if job["status"] == "failed":
             assert "503" in job["reason"] or "Vault is unavailable" in job["reason"]
-    # Vault is still sealed, so the revocation fails, and the summary says so.
+    # Vault is still sealed, so the revocation fails and the summary records that.
     assert proxy.count(REVOKE_PATH) >= 1
     assert summary["token"]["revoked"] is False
     assert "token revocation" in summary["token"]["revoke_error"]
@@ -238,6 +238,76 @@ def test_vault_back_within_retries_completes(
     assert summary["status"] == "completed"
     assert summary["counts"]["succeeded"] == len(names)
     assert_tokens_revoked(vault, proxy)
+
+
+def dev_unseal_key(server: OpenBaoServer, timeout: float = 10.0) -> str:
+    """Return the unseal key a dev server prints to its log once it has started."""
+    assert server.workdir is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"Unseal Key: (\S+)", (server.workdir / "server.log").read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"the dev server printed no unseal key in {timeout} s")
+
+
+def test_sealed_then_unsealed_within_retries_completes(
+    tmp_path: Path, fresh_openbao: OpenBaoServer, proxy_for: ProxyFactory, runs: list[ProcessorRun]
+) -> None:
+    unseal_key = dev_unseal_key(fresh_openbao)
+    vault = seed_batch_namespace(fresh_openbao, NAMESPACE)
+    names = seed_jobs(vault, 4)
+    proxy = proxy_for(fresh_openbao)
+    proxy.add_fault(Fault("delay", delay_seconds=0.3, path_pattern=READ_PATH, times=1))
+    run = start_processor(
+        proxied_env(
+            vault,
+            proxy,
+            BATCH_READ_CONCURRENCY="1",
+            BATCH_RETRY_ATTEMPTS="10",
+            BATCH_RETRY_INITIAL_DELAY="0.2",
+            BATCH_RETRY_MAX_DELAY="0.5",
+        ),
+        vault.password,
+        tmp_path / "data",
+    )
+    runs.append(run)
+
+    proxy.wait_for(READ_PATH, count=1)
+    fresh_openbao.seal()
+    run.wait_for_log("HTTP 503")
+    fresh_openbao.request("PUT", "sys/unseal", {"key": unseal_key}, token=None)
+    code = run.wait()
+
+    assert code == 0, run.stderr()
+    summary = run.summary()
+    assert summary["status"] == "completed"
+    assert summary["counts"]["succeeded"] == len(names)
+    assert summary["token"]["revoked"] is True
+    assert_tokens_revoked(vault, proxy)
+
+
+def test_signal_during_retries_stops_waiting(tmp_path: Path, runs: list[ProcessorRun]) -> None:
+    env = {
+        "VAULT_ADDR": f"http://127.0.0.1:{free_port()}",
+        "BATCH_RETRY_ATTEMPTS": "10",
+        "BATCH_RETRY_INITIAL_DELAY": "30",
+        "BATCH_RETRY_MAX_DELAY": "30",
+    }
+    run = start_processor(env, "unused-password", tmp_path / "data")
+    runs.append(run)
+    run.wait_for_log("retrying in")
+
+    sent = time.monotonic()
+    run.signal(signal.SIGTERM)
+    code = run.wait(timeout=20)
+
+    assert code == 128 + signal.SIGTERM, run.stderr()
+    assert time.monotonic() - sent < 5
+    summary = run.summary()
+    assert summary["status"] == "aborted"
+    assert summary["signal"] == "SIGTERM"
 
 
 # -- credentials ---------------------------------------------------------------
@@ -477,6 +547,7 @@ def test_sigkill_loop_leaves_only_whole_json(
     data_dir = tmp_path / "data"
     chooser = random.Random(20240605)  # noqa: S311 - repeatable kill times, not a secret
 
+    killed_mid_batch = 0
     for attempt in range(20):
         run = start_processor(batch_vault.env(), batch_vault.password, data_dir)
         runs.append(run)
@@ -488,7 +559,12 @@ def test_sigkill_loop_leaves_only_whole_json(
                 json.loads(path.read_text("utf-8"))
             except ValueError:
                 pytest.fail(f"run {attempt}: {path.name} is not whole JSON")
+        stderr = run.stderr()
+        if "found 30 jobs" in stderr and "token revoked:" not in stderr:
+            killed_mid_batch += 1
 
+    # Kills before the jobs were listed or after the summary prove nothing.
+    assert killed_mid_batch >= 3, f"only {killed_mid_batch} of 20 runs were killed while processing jobs"
     code, last = run_processor(batch_vault.env(), batch_vault.password, data_dir)
 
     assert code == 0, last.stderr()

@@ -123,7 +123,7 @@ def test_hostile_names_map_to_distinct_files(tmp_path: Path, batch_vault: BatchV
 
 
 def test_missing_jobs_folder_exits_4(tmp_path: Path, batch_vault: BatchVault) -> None:
-    # Nothing was ever written below jobs/, so LIST answers 404.
+    # Nothing was ever written below jobs/, so LIST returns 404.
     code, run = run_processor(batch_vault.env(), batch_vault.password, tmp_path / "data")
 
     assert code == 4, run.stderr()
