@@ -31,6 +31,9 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_FOLDER_DEPTH = 16
 # A token is renewed once this share of its lease has passed.
 RENEW_AT_FRACTION = 2 / 3
+# A request denied this close to its token's expiry (or later) is taken to
+# have failed because the token expired in flight, not because of the policy.
+EXPIRY_MARGIN_SECONDS = 1.0
 
 
 class VaultError(Exception):
@@ -163,6 +166,8 @@ class VaultSession:
         self._renewable = False
         self._issued_at = 0.0
         self._token_lock = threading.Lock()
+        # Serializes renewals and new logins between the keeper and the readers.
+        self._refresh_lock = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._stop_keeper = threading.Event()
         self.client = self._new_client(token="")
@@ -301,6 +306,10 @@ class VaultSession:
                     return
 
     def _renew_or_login(self, previous_lease: float) -> None:
+        with self._refresh_lock:
+            self._renew_or_login_locked(previous_lease)
+
+    def _renew_or_login_locked(self, previous_lease: float) -> None:
         renewed_lease = 0.0
         if self._renewable:
             # One attempt, and a failure does not mark Vault unavailable: a
@@ -320,9 +329,10 @@ class VaultSession:
                     describe_error(error) if isinstance(error, hvac.exceptions.VaultError) else str(error)
                 )
                 logger.warning("token renewal failed (%s); logging in again", reason)
-        # A renewal that comes back much shorter has hit the token's max TTL:
-        # a new login is the only way to get more time.
-        if renewed_lease >= previous_lease / 2:
+        # A renewal that comes back shorter has hit the token's max TTL. Riding
+        # out the rest would leave requests in flight little margin, and only
+        # a new login gives more time, so log in again now.
+        if renewed_lease >= previous_lease:
             with self._token_lock:
                 self._lease_seconds = renewed_lease
                 self._issued_at = time.monotonic()
@@ -330,6 +340,33 @@ class VaultSession:
             logger.info("token renewed (lease %.0f s)", renewed_lease)
             return
         self._login()
+
+    def _replace_expired_token(self, used_token: str) -> bool:
+        """Log in again if `used_token` has expired; return True when a newer token is ready."""
+        with self._refresh_lock:
+            if self.client.token != used_token:
+                return True
+            with self._token_lock:
+                lease, issued = self._lease_seconds, self._issued_at
+            if lease <= 0 or time.monotonic() < issued + lease - EXPIRY_MARGIN_SECONDS:
+                return False
+            self._login()
+            return True
+
+    def call_with_token(self, request: str, operation: Callable[[], T]) -> T:
+        """Run `operation` like call(), once more with a new token if the token expired in flight.
+
+        A request sent just before its token expires can reach Vault after
+        and be denied with 403 although the policy allows it.
+        """
+        used_token = self.client.token
+        try:
+            return self.call(request, operation)
+        except hvac.exceptions.Forbidden:
+            if not self._replace_expired_token(used_token):
+                raise
+        logger.info("%s: the token expired during the request; retrying with a new token", request)
+        return self.call(request, operation)
 
     def stop_keeper(self) -> None:
         self._stop_keeper.set()
@@ -381,7 +418,7 @@ class VaultSession:
             prefix, depth = pending.pop()
             path = f"{folder}/{prefix}".rstrip("/")
             try:
-                response = self.call(
+                response = self.call_with_token(
                     f"LIST {mount}/metadata/{path}",
                     lambda path=path: self.client.secrets.kv.v2.list_secrets(path=path, mount_point=mount),
                 )
@@ -413,7 +450,7 @@ class VaultSession:
         path = f"{folder}/{name}"
         request = f"GET {mount}/data/{path}"
         try:
-            response = self.call(
+            response = self.call_with_token(
                 request,
                 lambda: self.client.secrets.kv.v2.read_secret_version(
                     path=path, mount_point=mount, raise_on_deleted_version=False
