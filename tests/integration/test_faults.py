@@ -397,6 +397,29 @@ def test_short_token_ttl_renewed_or_relogged(
     assert_tokens_revoked(vault, proxy)
 
 
+@pytest.mark.slow
+def test_token_expiring_in_flight_replaced(
+    tmp_path: Path, openbao: OpenBaoServer, proxy_for: ProxyFactory
+) -> None:
+    namespace = f"ttl-{random.randrange(16**6):06x}/batch"  # noqa: S311 - a unique name, not a secret
+    vault = seed_batch_namespace(openbao, namespace, token_ttl="3s", token_max_ttl="3s")
+    names = seed_jobs(vault, 3)
+    proxy = proxy_for(openbao)
+    # The read of job-001 leaves with the first token and reaches Vault after
+    # that token has expired, so Vault denies it with 403.
+    proxy.add_fault(Fault("delay", delay_seconds=3.5, path_pattern=r"/v1/kv/data/jobs/job-001", times=1))
+
+    code, run = run_processor(proxied_env(vault, proxy), vault.password, tmp_path / "data")
+
+    assert code == 0, run.stderr()
+    assert "the token expired during the request; retrying with a new token" in run.stderr()
+    summary = run.summary()
+    assert summary["counts"]["succeeded"] == len(names)
+    assert summary["token"]["logins"] == 2
+    assert proxy.count(r"/v1/kv/data/jobs/job-001") == 2
+    assert_tokens_revoked(vault, proxy)
+
+
 # -- signals -------------------------------------------------------------------------
 
 
