@@ -465,7 +465,8 @@ def test_signal_mid_batch_aborts_and_revokes(
 def test_second_run_exits_5_first_undisturbed(
     tmp_path: Path, batch_vault: BatchVault, proxy_for: ProxyFactory, runs: list[ProcessorRun]
 ) -> None:
-    names = seed_jobs(batch_vault, 4, duration_seconds=1)
+    # Long enough that the first run still holds the lock when the second starts.
+    names = seed_jobs(batch_vault, 4, duration_seconds=3)
     proxy = proxy_for(batch_vault.server)
     env = proxied_env(batch_vault, proxy, BATCH_TIME_SCALE="1")
     first = start_processor(env, batch_vault.password, tmp_path / "data")
@@ -536,7 +537,8 @@ def test_results_folder_full_clear_error_token_revoked(
 def test_results_folder_read_only_mid_batch(
     small_results_dir: Path, batch_vault: BatchVault, proxy_for: ProxyFactory, runs: list[ProcessorRun]
 ) -> None:
-    seed_jobs(batch_vault, 6, duration_seconds=0.5)
+    # Each job runs 2 s, so the remount lands while job-001 is still running.
+    seed_jobs(batch_vault, 6, duration_seconds=2)
     proxy = proxy_for(batch_vault.server)
     run = start_processor(
         proxied_env(batch_vault, proxy, BATCH_TIME_SCALE="1", BATCH_CONCURRENCY="1"),

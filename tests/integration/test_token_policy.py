@@ -6,6 +6,7 @@ checks use the very token the processor logged in for, while it is valid.
 
 from __future__ import annotations
 
+import signal
 import stat
 import urllib.error
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.fault_proxy import FaultProxy
-from support.live_processor import ProcessorRun, files_below, run_processor, start_processor
+from support.live_processor import ProcessorRun, files_below, find_secret, run_processor, start_processor
 from support.vault_seed import BatchVault
 
 pytestmark = pytest.mark.integration
@@ -92,10 +93,13 @@ def test_processor_token_revoked_after_run(
     (token,) = proxy.login_tokens()
     assert batch_vault.token_works(token)
 
-    running.signal(15)
+    running.signal(signal.SIGTERM)
     running.wait()
 
     assert not batch_vault.token_works(token)
+    written = [*files_below(running.data_dir), running.stderr_path]
+    assert find_secret(token, written) is None, "the token was written to a file"
+    assert find_secret(batch_vault.password, written) is None, "the password was written to a file"
 
 
 def test_jobs_folder_outside_policy_is_reported(tmp_path: Path, batch_vault: BatchVault) -> None:
