@@ -7,6 +7,7 @@ a batch. Retry settings are small (see support.processor.FAST_RETRY).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -570,13 +571,21 @@ def test_sigkill_loop_leaves_only_whole_json(
 ) -> None:
     seed_jobs(batch_vault, 30)
     data_dir = tmp_path / "data"
+    # 10 ms per job, 4 at a time: the batch's write phase lasts about 0.1 s.
+    short_jobs = {"BATCH_TIME_SCALE": "0.01"}
     chooser = random.Random(20240605)  # noqa: S311 - repeatable kill times, not a secret
 
     killed_mid_batch = 0
     for attempt in range(20):
-        run = start_processor(batch_vault.env(), batch_vault.password, data_dir)
+        run = start_processor(batch_vault.env(), batch_vault.password, data_dir, extra_env=short_jobs)
         runs.append(run)
-        time.sleep(chooser.uniform(0.15, 0.9))
+        # Even runs die at any moment from start-up on; odd ones while writing results.
+        if attempt % 2 == 1:
+            with contextlib.suppress(AssertionError):
+                run.wait_for_log("found 30 jobs")
+            time.sleep(chooser.uniform(0, 0.15))
+        else:
+            time.sleep(chooser.uniform(0.05, 0.8))
         run.signal(signal.SIGKILL)
         run.wait()
         for path in run.results_dir.glob("*.json"):
@@ -589,7 +598,7 @@ def test_sigkill_loop_leaves_only_whole_json(
             killed_mid_batch += 1
 
     # Kills before the jobs were listed or after the summary prove nothing.
-    assert killed_mid_batch >= 3, f"only {killed_mid_batch} of 20 runs were killed while processing jobs"
+    assert killed_mid_batch >= 5, f"only {killed_mid_batch} of 20 runs were killed while processing jobs"
     code, last = run_processor(batch_vault.env(), batch_vault.password, data_dir)
 
     assert code == 0, last.stderr()
