@@ -175,6 +175,25 @@ def test_persistent_5xx_mid_batch_gives_partial(
     assert_tokens_revoked(batch_vault, proxy)
 
 
+def test_list_failing_exits_3_and_revokes(
+    tmp_path: Path, batch_vault: BatchVault, proxy_for: ProxyFactory
+) -> None:
+    seed_jobs(batch_vault, 2)
+    proxy = proxy_for(batch_vault.server)
+    proxy.add_fault(Fault("status", status=502, path_pattern=r"/v1/kv/metadata/jobs"))
+
+    code, run = run_processor(proxied_env(batch_vault, proxy), batch_vault.password, tmp_path / "data")
+
+    assert code == 3, run.stderr()
+    assert proxy.count(r"/v1/kv/metadata/jobs") == int(FAST_RETRY["BATCH_RETRY_ATTEMPTS"])
+    summary = run.summary()
+    assert summary["status"] == "failed"
+    assert "LIST kv/metadata/jobs failed after" in summary["error"]
+    assert summary["jobs"] == []
+    assert summary["token"]["revoked"] is True
+    assert_tokens_revoked(batch_vault, proxy)
+
+
 def test_sealed_mid_batch_gives_partial_and_records_revoke(
     tmp_path: Path, fresh_openbao: OpenBaoServer, proxy_for: ProxyFactory, runs: list[ProcessorRun]
 ) -> None:
@@ -456,6 +475,31 @@ def test_signal_mid_batch_aborts_and_revokes(
     assert run.stderr().count("' started (priority") == 2, "a job started after the signal"
     for job in summary["jobs"]:
         assert number.name in job["reason"]
+    assert summary["token"]["revoked"] is True
+    assert_tokens_revoked(batch_vault, proxy)
+
+
+def test_signal_while_reading_configs(
+    tmp_path: Path, batch_vault: BatchVault, proxy_for: ProxyFactory, runs: list[ProcessorRun]
+) -> None:
+    names = seed_jobs(batch_vault, 6)
+    proxy = proxy_for(batch_vault.server)
+    proxy.add_fault(Fault("delay", delay_seconds=0.5, path_pattern=READ_PATH))
+    run = start_processor(
+        proxied_env(batch_vault, proxy, BATCH_READ_CONCURRENCY="1"), batch_vault.password, tmp_path / "data"
+    )
+    runs.append(run)
+    proxy.wait_for(READ_PATH, count=1)
+
+    run.signal(signal.SIGTERM)
+    code = run.wait(timeout=20)
+
+    assert code == 128 + signal.SIGTERM, run.stderr()
+    assert proxy.count(READ_PATH) < len(names), "every configuration was read after the signal"
+    summary = run.summary()
+    assert summary["status"] == "aborted"
+    assert summary["counts"]["cancelled"] == len(names)
+    assert "' started (priority" not in run.stderr()
     assert summary["token"]["revoked"] is True
     assert_tokens_revoked(batch_vault, proxy)
 
