@@ -194,7 +194,9 @@ def load_entries_dir(directory: str) -> dict[str, dict[str, Any]]:
 
 def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Return the keys that were added, removed or given another value, sorted."""
-    return sorted(key for key in before.keys() | after.keys() if before.get(key, object()) != after.get(key, object()))
+    return sorted(
+        key for key in before.keys() | after.keys() if before.get(key, object()) != after.get(key, object())
+    )
 
 
 def plan_changes(desired: dict[str, dict[str, Any]], current: dict[str, Current]) -> Plan:
@@ -359,8 +361,7 @@ def fail_with_errors(
     """Fail the task with the first errors by entry path and the entries already written."""
     names = sorted(errors)
     messages = [
-        describe_vault_error(errors[name], action, f"{prefix}/{name}")
-        for name in names[:MAX_REPORTED_ERRORS]
+        describe_vault_error(errors[name], action, f"{prefix}/{name}") for name in names[:MAX_REPORTED_ERRORS]
     ]
     more = len(names) - len(messages)
     summary = f"{len(names)} of the entries failed to {action}"

@@ -139,11 +139,12 @@ def compare_user(current: dict[str, Any] | None, desired: dict[str, Any]) -> lis
     if current is None:
         return sorted(desired)
     changes = []
-    for key, value in desired.items():
+    for key, wanted in desired.items():
         have = current.get(key)
         if key == "token_policies":
-            have, value = sorted(have or []), sorted(value)
-        if have != value:
+            if sorted(have or []) != sorted(wanted):
+                changes.append(key)
+        elif have != wanted:
             changes.append(key)
     return changes
 
@@ -207,7 +208,7 @@ def run_module() -> None:
     body: dict[str, Any] = {key: desired[key] for key in changes}
     try:
         if current is None or (
-            params["update_password"] == "always"
+            params["update_password"] == "always"  # noqa: S105 (an option value, not a password)
             and not password_works(module, username, params["password"], mount_point)
         ):
             changes.append("password")
@@ -226,12 +227,11 @@ def run_module() -> None:
 
     before = {key: (current or {}).get(key) for key in desired}
     after = dict(before, **{key: desired[key] for key in changes if key in desired})
+    # The diff says that the password changes but never shows it.
     if "password" in changes:
         before["password"] = "<unset>" if current is None else "<old value>"
-        after["password"] = "<new value>"
-    module.exit_json(
-        changed=True, changes=sorted(changes), diff={"before": before, "after": after}
-    )
+        after["password"] = "<new value>"  # noqa: S105
+    module.exit_json(changed=True, changes=sorted(changes), diff={"before": before, "after": after})
 
 
 def main() -> None:
