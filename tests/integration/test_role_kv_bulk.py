@@ -50,6 +50,7 @@ def seed(server: OpenBaoServer, tmp_path: Path, entries: dict, *args: str) -> tu
     playbook.write_text(PLAYBOOK)
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
+
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(
         json.dumps(
@@ -61,6 +62,7 @@ def seed(server: OpenBaoServer, tmp_path: Path, entries: dict, *args: str) -> tu
             }
         )
     )
+
     venv_bin = Path(sys.executable).parent
     env = {key: value for key, value in os.environ.items() if not key.startswith("VAULT_")}
     env.update(
@@ -70,6 +72,7 @@ def seed(server: OpenBaoServer, tmp_path: Path, entries: dict, *args: str) -> tu
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
     )
+
     started = time.monotonic()
     completed: CompletedProcess[str] = run(
         [

@@ -9,7 +9,7 @@ module: vault_kv2_bulk
 short_description: Write many KV version 2 secrets below one folder in one task
 description:
   - Reads the latest version of every entry below O(mount_point)/O(path),
-    compares it with the wanted data and writes only the entries that are
+    compares it with the desired data and writes only the entries that are
     missing or differ. Reads and writes run in O(workers) threads, so a
     thousand entries take one task instead of a thousand.
   - Each write is a check-and-set against the version that was read, so an
@@ -23,7 +23,7 @@ options:
     type: str
     default: kv
   path:
-    description: Folder below the mount that holds the entries, for example C(jobs).
+    description: Folder below the mount that contains the entries, for example C(jobs).
     type: str
     required: true
   entries:
@@ -32,7 +32,7 @@ options:
     default: {}
   entries_dir:
     description:
-      - Folder of C(*.json) files, searched recursively, each holding one
+      - Folder of C(*.json) files, searched recursively, each containing one
         entry's data as a JSON object. C(team/nightly.json) becomes the entry
         C(team/nightly).
       - Read on the host the module runs on. An entry of the same name in
@@ -150,7 +150,7 @@ class Current:
 
 @dataclass
 class Plan:
-    """Which entries to create or update, and which keys of each changed."""
+    """Entries to create, update or leave alone, with the changed keys of each update."""
 
     create: list[str] = field(default_factory=list)
     update: dict[str, list[str]] = field(default_factory=dict)
@@ -187,7 +187,7 @@ def load_entries_dir(directory: str) -> dict[str, dict[str, Any]]:
             except (OSError, ValueError) as error:
                 raise ValueError(f"cannot read {file_path}: {error}") from error
             if not isinstance(data, dict):
-                raise ValueError(f"{file_path} must hold a JSON object, not {type(data).__name__}")
+                raise ValueError(f"{file_path} must contain a JSON object, not {type(data).__name__}")
             entries[name] = data
     return entries
 

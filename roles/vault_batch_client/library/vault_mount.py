@@ -10,7 +10,7 @@ short_description: Enable a Vault auth method or secrets engine at a path
 description:
   - Enables an auth method (O(kind=auth)) or a secrets engine (O(kind=secret))
     at O(path) unless one of the same type is mounted there already.
-  - Fails, without changing anything, when the path holds a mount of another
+  - Fails, without changing anything, when the path has a mount of another
     type or, for C(kv), another KV version.
 options:
   kind:

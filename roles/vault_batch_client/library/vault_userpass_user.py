@@ -78,9 +78,12 @@ requirements:
   - hvac
 notes:
   - A test login with a password that no longer matches counts as one failed
-    login toward Vault's user lockout (by default 5 failures in 15 minutes
-    lock the user). Each run with a new password adds one failure, and check
-    mode runs add one each until the new password is applied.
+    login toward the user lockout of Vault and OpenBao (documented defaults
+    5 failures, then 15 minutes locked; a successful login resets the count).
+    Each run with a new password adds one failure, and so does each check
+    mode run until the new password is applied.
+  - While the user is locked out, the test login is denied and the module
+    fails without writing anything.
 """
 
 EXAMPLES = r"""
@@ -156,8 +159,17 @@ def password_works(module: AnsibleModule, username: str, password: str, mount_po
         response = client.auth.userpass.login(
             username=username, password=password, mount_point=mount_point, use_token=False
         )
-    except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden):
+    except hvac.exceptions.InvalidRequest:
+        # Vault returns 400 "invalid username or password" for a wrong password.
         return False
+    except hvac.exceptions.Forbidden:
+        # A locked-out user gets 403 even with the right password, so the
+        # password cannot be tested now and must not be rewritten blindly.
+        module.fail_json(
+            msg=f"login as {username} at auth/{mount_point} was denied, most likely by the user "
+            "lockout after failed logins: wait for the lockout duration (15 minutes by default) "
+            "or unlock the user through sys/locked-users, then run again"
+        )
     login_token = response["auth"]["client_token"]
     build_client(module, token=login_token).auth.token.revoke_self()
     return True
@@ -227,7 +239,7 @@ def run_module() -> None:
 
     before = {key: (current or {}).get(key) for key in desired}
     after = dict(before, **{key: desired[key] for key in changes if key in desired})
-    # The diff says that the password changes but never shows it.
+    # The diff shows that the password changes but never its value.
     if "password" in changes:
         before["password"] = "<unset>" if current is None else "<old value>"
         after["password"] = "<new value>"  # noqa: S105

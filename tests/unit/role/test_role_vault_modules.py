@@ -112,7 +112,7 @@ def test_load_entries_dir_names_nested_files(tmp_path: Path) -> None:
 
 def test_load_entries_dir_rejects_non_object(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="must hold a JSON object"):
+    with pytest.raises(ValueError, match="must contain a JSON object"):
         vault_kv2_bulk.load_entries_dir(str(tmp_path))
 
 
