@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hvac.exceptions
 import pytest
+import requests.exceptions
 import vault_acl_policy
 import vault_kv2_bulk
 import vault_mount
 import vault_namespace
 import vault_userpass_user
+from ansible.module_utils.vault_batch_client_common import describe_vault_error
 from vault_kv2_bulk import Current
 
 
@@ -167,3 +170,16 @@ def test_render_diff_empty_when_unchanged() -> None:
     current = {"same": Current(version=1, data={"priority": "low"})}
     plan = vault_kv2_bulk.plan_changes(desired, current)
     assert vault_kv2_bulk.render_diff(plan, desired, current, "kv/jobs") == {"before": "", "after": ""}
+
+
+def test_describe_vault_error_names_path_and_hint() -> None:
+    message = describe_vault_error(hvac.exceptions.Forbidden("permission denied"), "read", "kv/data/jobs/a")
+    assert message.startswith("failed to read kv/data/jobs/a: permission denied")
+    assert "lacks a policy" in message
+
+
+def test_describe_vault_error_network_failure() -> None:
+    message = describe_vault_error(
+        requests.exceptions.ConnectionError("refused"), "list mounts for", "sys/mounts/kv"
+    )
+    assert "check the URL and the network" in message
