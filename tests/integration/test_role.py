@@ -344,3 +344,21 @@ def test_rejected_token_stops_in_preflight(openbao: OpenBaoServer, tmp_path: Pat
     assert run.returncode != 0
     assert "Vault rejected vault_batch_client_vault_token" in run.output, run.output[-3000:]
     assert "not-a-token" not in run.output
+
+
+def test_missing_parent_namespace_stops_in_preflight(openbao: OpenBaoServer, tmp_path: Path) -> None:
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(
+        json.dumps(
+            {
+                "vault_batch_client_vault_parent_namespace": "absent-" + secrets.token_hex(4),
+                "vault_batch_client_vault_create_parent_namespace": False,
+            }
+        )
+    )
+    run = run_site(
+        openbao.addr, openbao.root_token, tmp_path, "pw-" + secrets.token_hex(8), "-e", f"@{vars_file}"
+    )
+    assert run.returncode != 0
+    assert "was not found: create it, or set vault_batch_client_vault_create_parent_namespace" in run.output
+    assert not (tmp_path / "vault-clients").exists()
