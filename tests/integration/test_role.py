@@ -316,6 +316,13 @@ def test_check_mode_on_seeded_vault_predicts_nothing(seeded_role: SeededRole, tm
         ({"vault_batch_client_processor_token_ttl": "1 day"}, "vault_batch_client_processor_token_ttl"),
         ({"vault_batch_client_vault_namespace": "bad name"}, "must be namespace paths"),
         ({"vault_batch_client_nomad_driver": "docker"}, "vault_batch_client_nomad_driver"),
+        ({"vault_batch_client_vault_token": ""}, "vault_batch_client_vault_token must be set"),
+        (
+            {"vault_batch_client_vault_addr": "127.0.0.1:8200"},
+            "vault_batch_client_vault_addr must be an http",
+        ),
+        ({"vault_batch_client_files_dir": "/nonexistent"}, "vault_batch_client_files_dir must point at"),
+        ({"vault_batch_client_nomad_kill_timeout": "45"}, "vault_batch_client_nomad_kill_timeout must be"),
     ],
 )
 def test_bad_input_stops_in_preflight(
