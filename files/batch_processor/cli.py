@@ -6,6 +6,7 @@ statuses are listed in the parser's epilog and in the README.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -67,6 +68,7 @@ EXIT_NO_JOBS = 4
 EXIT_LOCKED = 5
 
 LOG_FILE_NAME = "batch-processing.log"
+LOG_FILE_MODE = 0o640
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(batch_id)s] %(name)s: %(message)s"
@@ -123,14 +125,16 @@ def configure_logging(
     formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logs_dir is not None:
+        log_file = logs_dir / LOG_FILE_NAME
         handlers.append(
             logging.handlers.RotatingFileHandler(
-                logs_dir / LOG_FILE_NAME,
-                maxBytes=LOG_MAX_BYTES,
-                backupCount=LOG_BACKUPS,
-                encoding="utf-8",
+                log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
             )
         )
+        # The umask covers new files only; a log left by an older version
+        # may still be readable by everyone.
+        with contextlib.suppress(OSError):
+            os.chmod(log_file, LOG_FILE_MODE)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
