@@ -7,11 +7,15 @@ reaches the node (local, or podman exec into the container).
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from support.openbao import OpenBaoServer
 
 DEFAULT_BASE_DIR = "/opt/nomad/vault-clients"
 LOG_TAIL_LINES = 40
@@ -47,12 +51,27 @@ def describe_node(host: object, base_dir: str) -> str:
     return "\n".join(sections)
 
 
+def describe_openbao() -> str:
+    """Return the end of the OpenBao server log that prepare.yml started, token masked."""
+    state_file = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")) / "openbao.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        return f"no OpenBao state file at {state_file}"
+    server = OpenBaoServer(root_token=state["root_token"], workdir=Path(state["workdir"]))
+    return server.log_tail(lines=LOG_TAIL_LINES)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Attach the node's folders and processor log to the report of a failed test."""
+    """Attach the node's folders, the processor log and the OpenBao log to a failed test."""
     report = yield
+    if report.when != "call" or not report.failed:
+        return report
+
     host = getattr(item, "funcargs", {}).get("host")
-    if report.when == "call" and report.failed and host is not None:
+    if host is not None:
         base = os.environ.get("VAULT_BATCH_CLIENT_BASE_DIR", DEFAULT_BASE_DIR)
         report.sections.append(("node state", describe_node(host, base)))
+    report.sections.append(("OpenBao log", describe_openbao()))
     return report
