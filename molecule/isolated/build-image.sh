@@ -2,7 +2,7 @@
 # Build the node image for the isolated molecule scenario without a registry:
 # debootstrap a minimal Debian rootfs, pack it as a tarball under .cache/ and
 # `podman import` it. The tarball and the image tag are keyed by a hash of
-# everything that goes into the rootfs, so a second run only retags.
+# what goes into the rootfs, so a second run only retags.
 #
 # Usage: molecule/isolated/build-image.sh   (as root; prints the image name)
 # Environment:
@@ -18,11 +18,14 @@ suite=bookworm
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 image="${NODE_IMAGE:-localhost/vault-batch-client-node:$suite}"
 cache_dir="$repo/.cache/isolated"
+# Part of the cache key: raise it when a change to the steps below changes
+# what goes into the rootfs, so that existing images are rebuilt.
+recipe_version=1
 
 # What a Nomad client node needs before the role runs: Python for Ansible's
-# modules, venv and pip for the processor's virtual environment, python3-apt
-# for ansible.builtin.apt, and CA certificates for pip's HTTPS downloads.
-packages=(ca-certificates python3 python3-apt python3-pip python3-venv)
+# modules, venv and pip for the processor's virtual environment, and CA
+# certificates for pip's HTTPS downloads.
+packages=(ca-certificates python3 python3-pip python3-venv)
 
 # Hosts behind a TLS-inspecting proxy trust its CA through
 # /usr/local/share/ca-certificates. The node needs the same CAs, or pip
@@ -36,7 +39,7 @@ key="$(
         echo "$suite $mirror"
         printf '%s\n' "${packages[@]}"
         cat "${extra_cas[@]}" /dev/null
-        cat "$0"
+        echo "recipe $recipe_version"
     } | sha256sum | cut -c1-16
 )"
 tarball="$cache_dir/rootfs-$suite-$key.tar"
@@ -52,9 +55,13 @@ if podman image exists "$keyed_image"; then
 fi
 
 if [[ ! -s "$tarball" ]]; then
+    if ((EUID != 0)) || ! command -v debootstrap >/dev/null; then
+        log "building the rootfs needs root and debootstrap: run tests/support/install-podman.sh and this script as root"
+        exit 1
+    fi
     mkdir -p "$cache_dir"
     rootfs="$(mktemp -d "$cache_dir/rootfs.XXXXXX")"
-    trap 'rm -rf "$rootfs" "$tarball.partial"' EXIT
+    trap 'rm -rf --one-file-system "$rootfs" "$tarball.partial"' EXIT
 
     log "debootstrap $suite from $mirror into $rootfs"
     started=$SECONDS
@@ -77,7 +84,7 @@ if [[ ! -s "$tarball" ]]; then
 
     tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
     mv "$tarball.partial" "$tarball"
-    rm -rf "$rootfs"
+    rm -rf --one-file-system "$rootfs"
     trap - EXIT
 fi
 
@@ -86,4 +93,16 @@ started=$SECONDS
 podman import --quiet --change 'CMD ["sleep", "infinity"]' "$tarball" "$keyed_image" >/dev/null
 podman tag "$keyed_image" "$image"
 log "import took $((SECONDS - started)) s"
+
+# Drop the tarballs and images built under earlier cache keys.
+for old in "$cache_dir"/rootfs-"$suite"-*.tar; do
+    [[ "$old" == "$tarball" ]] || rm -f "$old"
+done
+older_images="$(
+    podman images --format '{{.Repository}}:{{.Tag}}' --filter reference="${image%:*}" |
+        grep -vxF -e "$keyed_image" -e "$image" || true
+)"
+for old in $older_images; do
+    podman rmi "$old" >/dev/null || log "could not remove the older image $old. Remove it with podman rmi."
+done
 echo "$image"
