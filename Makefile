@@ -34,13 +34,15 @@ test-integration: venv
 test-e2e: venv
 	pytest tests/e2e
 
-# The role on this machine under a throwaway base folder (about 30 s, as root).
+# The role on this machine under a throwaway base folder, as root. Measured on
+# a 2-core machine: 30-45 s when idle, 2 min when other jobs load it.
 test-molecule: venv
 	molecule test -s default
 
-# The role in a podman container with the real paths (as root). Installs
+# The role in a podman container with the real paths, as root. Installs
 # podman and debootstrap from Debian's packages and builds the node image
-# when they are missing (about 1 min), then about 1.5 min for the scenario.
+# when they are missing (1-2.5 min, mostly debootstrap), then 1.5-2.5 min
+# for the scenario (measured on the same 2-core machine).
 test-isolated: venv
 	tests/support/install-podman.sh
 	molecule/isolated/build-image.sh
