@@ -8,10 +8,11 @@ is `invalid`, one not started when the batch is stopped is `cancelled`.
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -253,42 +254,45 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
             runnable.append(job)
     runnable.sort(key=lambda job: (job.config.rank if job.config else 0, job.name))
 
+    # Finished futures arrive through a queue: waiting on the whole pending
+    # set instead costs time in proportion to its size on every pass, which
+    # grows quadratically with the number of jobs.
+    finished: queue.SimpleQueue[Future[JobOutcome]] = queue.SimpleQueue()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
-    pending: dict[Future[JobOutcome], Job] = {pool.submit(process, context, job): job for job in runnable}
+    pending: dict[Future[JobOutcome], Job] = {}
+    for job in runnable:
+        future = pool.submit(process, context, job)
+        pending[future] = job
+        future.add_done_callback(finished.put)
+    cancelled_pending = False
     try:
         while pending:
-            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                if future.cancelled():
-                    outcomes.append(
-                        record(
-                            context,
-                            job,
-                            JobStatus.CANCELLED,
-                            _cancel_reason(context, started=False),
-                        )
-                    )
-                    continue
-                error = future.exception()
-                if error is not None:
-                    logger.error("job %r raised %s: %s", job.name, type(error).__name__, error)
-                    outcomes.append(
-                        record(
-                            context,
-                            job,
-                            JobStatus.FAILED,
-                            f"internal error: {type(error).__name__}",
-                        )
-                    )
-                else:
-                    outcomes.append(future.result())
-            if context.cancel.is_set():
-                for future in pending:
-                    future.cancel()
+            try:
+                future = finished.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                future = None
+            if future is not None:
+                outcomes.append(_collect(context, pending.pop(future), future))
+            if context.cancel.is_set() and not cancelled_pending:
+                # Jobs not started yet end as cancelled through the queue;
+                # running ones stop on their own when they see the event.
+                cancelled_pending = True
+                for waiting in list(pending):
+                    waiting.cancel()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
+
+
+def _collect(context: BatchContext, job: Job, future: Future[JobOutcome]) -> JobOutcome:
+    """Return the outcome of a finished future, recording cancelled and crashed jobs."""
+    if future.cancelled():
+        return record(context, job, JobStatus.CANCELLED, _cancel_reason(context, started=False))
+    error = future.exception()
+    if error is not None:
+        logger.error("job %r raised %s: %s", job.name, type(error).__name__, error)
+        return record(context, job, JobStatus.FAILED, f"internal error: {type(error).__name__}")
+    return future.result()
 
 
 def batch_status(outcomes: list[JobOutcome], jobs: list[Job], context: BatchContext) -> BatchStatus:
