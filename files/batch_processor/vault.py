@@ -175,11 +175,25 @@ class VaultSession:
         )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        # With trust_env on, requests looks up the proxy variables, the CA
+        # bundle variables and ~/.netrc again for every request, which costs
+        # more CPU than a loopback request itself. The proxies and the CA
+        # bundle are resolved once here instead; ~/.netrc is not read at all,
+        # because Vault authenticates by token.
+        environment = session.merge_environment_settings(
+            self.settings.addr, {}, None, self.settings.verify, None
+        )
+        session.trust_env = False
+        session.proxies = environment["proxies"]
+        # hvac takes `verify` from the session it is given and ignores its own
+        # argument then, so the session must carry it.
+        session.verify = environment["verify"]
         return hvac.Client(
             url=self.settings.addr,
             token=token,
             namespace=self.settings.namespace,
-            verify=self.settings.verify,
+            verify=environment["verify"],
+            proxies=environment["proxies"],
             timeout=self.settings.timeout,
             session=session,
         )
