@@ -1,6 +1,6 @@
 """Vault access: userpass login, KV v2 listing and reads, renewal and revocation.
 
-Every call goes through one retry policy: connection errors and the answers
+Every call goes through one retry policy: connection errors and the responses
 of a Vault that is down, sealed or overloaded (429, 500, 502, 503, 504) are
 retried with exponential backoff and full jitter. Client errors (400, 403,
 404) are final. Once a call has exhausted its retries, the session is marked
@@ -38,7 +38,7 @@ class VaultError(Exception):
 
 
 class VaultUnavailable(VaultError):
-    """Vault could not be reached or kept answering 5xx after all retries."""
+    """Vault could not be reached or kept returning 5xx after all retries."""
 
 
 class LoginFailed(VaultError):
@@ -66,7 +66,7 @@ class RetryPolicy:
 
 @dataclass
 class ConnectionSettings:
-    """Where Vault is and how to trust it."""
+    """Vault's address, namespace and TLS trust for one session."""
 
     addr: str
     namespace: str | None = None
@@ -200,10 +200,10 @@ class VaultSession:
 
     # -- retries ---------------------------------------------------------
 
-    def call(self, what: str, operation: Callable[[], T]) -> T:
-        """Run one Vault request with the retry policy; `what` names it in errors."""
+    def call(self, request: str, operation: Callable[[], T]) -> T:
+        """Run one Vault request with the retry policy; `request` names it in errors."""
         if self.unavailable_reason is not None:
-            raise VaultUnavailable(f"{what}: skipped, Vault is unavailable ({self.unavailable_reason})")
+            raise VaultUnavailable(f"{request}: skipped, Vault is unavailable ({self.unavailable_reason})")
         delays = self.retry.delays()
         while True:
             try:
@@ -216,12 +216,12 @@ class VaultSession:
                 if delay is None:
                     self.unavailable_reason = f"{reason} at {self.settings.addr}"
                     raise VaultUnavailable(
-                        f"{what} failed after {self.retry.attempts} attempts: {reason} "
+                        f"{request} failed after {self.retry.attempts} attempts: {reason} "
                         f"at {self.settings.addr}"
                     ) from error
-                logger.warning("%s: %s, retrying in %.2f s", what, reason, delay)
+                logger.warning("%s: %s, retrying in %.2f s", request, reason, delay)
                 if self.cancel.wait(delay):
-                    raise VaultUnavailable(f"{what}: cancelled while retrying ({reason})") from error
+                    raise VaultUnavailable(f"{request}: cancelled while retrying ({reason})") from error
 
     # -- login and token lifetime -----------------------------------------
 
@@ -234,33 +234,33 @@ class VaultSession:
 
     def _login(self) -> None:
         where = f"namespace {self.settings.namespace!r}" if self.settings.namespace else "the root namespace"
-        what = f"userpass login of {self._username!r} at auth/{self._mount} in {where}"
+        request = f"userpass login of {self._username!r} at auth/{self._mount} in {where}"
         login_client = self._new_client(token="")
         try:
             response = self.call(
-                what,
+                request,
                 lambda: login_client.auth.userpass.login(
                     self._username, self._password, mount_point=self._mount, use_token=False
                 ),
             )
         except hvac.exceptions.InvalidRequest as error:
             raise LoginFailed(
-                f"{what} was rejected ({describe_error(error)}); check the username and "
+                f"{request} was rejected ({describe_error(error)}); check the username and "
                 "the password in VAULT_PASSWORD_FILE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(
-                f"{what} failed ({describe_error(error)}); the namespace or the auth "
+                f"{request} failed ({describe_error(error)}); the namespace or the auth "
                 "mount does not exist: check VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.Forbidden as error:
             raise LoginFailed(
-                f"{what} was denied ({describe_error(error)}); Vault answers 403 to a login "
+                f"{request} was denied ({describe_error(error)}); Vault returns 403 for a login "
                 "path with no auth method mounted: check VAULT_NAMESPACE and that userpass "
                 f"is enabled at auth/{self._mount}"
             ) from error
         except hvac.exceptions.VaultError as error:
-            raise LoginFailed(f"{what} failed ({describe_error(error)})") from error
+            raise LoginFailed(f"{request} failed ({describe_error(error)})") from error
         finally:
             login_client.adapter.close()
         auth = response["auth"]
@@ -397,20 +397,20 @@ class VaultSession:
     def read_job(self, mount: str, folder: str, name: str) -> KvSecret:
         """Read the latest version of one job configuration."""
         path = f"{folder}/{name}"
-        what = f"GET {mount}/data/{path}"
+        request = f"GET {mount}/data/{path}"
         try:
             response = self.call(
-                what,
+                request,
                 lambda: self.client.secrets.kv.v2.read_secret_version(
                     path=path, mount_point=mount, raise_on_deleted_version=False
                 ),
             )
         except hvac.exceptions.InvalidPath as error:
-            raise NotFound(f"{what}: not found") from error
+            raise NotFound(f"{request}: not found") from error
         except hvac.exceptions.Forbidden as error:
-            raise VaultError(f"{what} was denied ({describe_error(error)})") from error
+            raise VaultError(f"{request} was denied ({describe_error(error)})") from error
         except hvac.exceptions.VaultError as error:
-            raise VaultError(f"{what} failed ({describe_error(error)})") from error
+            raise VaultError(f"{request} failed ({describe_error(error)})") from error
         data = response.get("data") or {}
         metadata = data.get("metadata") or {}
         version = metadata.get("version")

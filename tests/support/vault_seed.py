@@ -90,9 +90,7 @@ def seed_batch_namespace(
     server.create_namespace_chain(namespace)
     password = secrets.token_urlsafe(24)
     server.request("POST", "sys/auth/userpass", {"type": "userpass"}, namespace=namespace)
-    server.request(
-        "POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}}, namespace=namespace
-    )
+    server.request("POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}}, namespace=namespace)
     server.request("PUT", "sys/policies/acl/batch-job-policy", {"policy": BATCH_POLICY}, namespace=namespace)
     server.request(
         "POST",

@@ -1,0 +1,93 @@
+"""Atomic JSON writes, stale temporary files and the run lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from batch_processor import files
+from batch_processor.files import (
+    DataDirError,
+    LockHeld,
+    RunLock,
+    prepare_data_dir,
+    remove_stale_temp_files,
+    write_json_atomic,
+)
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    write_json_atomic(target, {"n": 1})
+    write_json_atomic(target, {"n": 2, "text": "ünï"})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"n": 2, "text": "ünï"}
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_write_sets_private_mode(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    write_json_atomic(target, {})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "result.json"
+    write_json_atomic(target, {"version": "old"})
+
+    def failing_fsync(_descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(target, {"version": "new"})
+    assert json.loads(target.read_text()) == {"version": "old"}
+    assert [path.name for path in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_unserializable_document_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        write_json_atomic(tmp_path / "x.json", {"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temp_files_removed(tmp_path: Path) -> None:
+    (tmp_path / ".a.json.abc.tmp").write_text("{")
+    (tmp_path / ".b.json.def.tmp").write_text("")
+    keep = tmp_path / "a.json"
+    keep.write_text("{}")
+    assert remove_stale_temp_files(tmp_path) == 2
+    assert list(tmp_path.iterdir()) == [keep]
+
+
+def test_prepare_creates_private_folders(tmp_path: Path) -> None:
+    logs, results = prepare_data_dir(tmp_path / "data")
+    assert logs.is_dir()
+    assert results.is_dir()
+    for folder in (logs, results):
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        assert mode & stat.S_IWOTH == 0
+        assert mode & stat.S_IROTH == 0
+
+
+def test_prepare_rejects_file_in_place_of_folder(tmp_path: Path) -> None:
+    (tmp_path / "results").write_text("not a folder")
+    with pytest.raises(DataDirError, match="results"):
+        prepare_data_dir(tmp_path)
+
+
+def test_second_lock_is_rejected(tmp_path: Path) -> None:
+    first = RunLock(tmp_path)
+    first.acquire()
+    try:
+        with pytest.raises(LockHeld, match=r"another batch run holds .*\.batch\.lock"):
+            RunLock(tmp_path).acquire()
+    finally:
+        first.release()
+    again = RunLock(tmp_path)
+    again.acquire()
+    again.release()
+    assert (tmp_path / ".batch.lock").read_text().strip() == str(os.getpid())
