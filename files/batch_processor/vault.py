@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import hvac
 import hvac.exceptions
@@ -185,14 +186,19 @@ class VaultSession:
         )
         session.trust_env = False
         session.proxies = environment["proxies"]
+        verify = environment["verify"]
+        if urlsplit(self.settings.addr).scheme == "http" and isinstance(verify, str):
+            # Plain HTTP has no certificate to check, but requests would still
+            # stat a CA bundle path on every request.
+            verify = True
         # hvac takes `verify` from the session it is given and ignores its own
         # argument then, so the session must carry it.
-        session.verify = environment["verify"]
+        session.verify = verify
         return hvac.Client(
             url=self.settings.addr,
             token=token,
             namespace=self.settings.namespace,
-            verify=environment["verify"],
+            verify=verify,
             proxies=environment["proxies"],
             timeout=self.settings.timeout,
             session=session,
