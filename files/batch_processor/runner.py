@@ -7,6 +7,7 @@ is `invalid`, one not started when the batch is stopped is `cancelled`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import secrets
@@ -203,32 +204,49 @@ def record(
     return JobOutcome(job.name, status, path.name, reason)
 
 
-def process(context: BatchContext, job: Job) -> JobOutcome:
-    """Simulate the work of one job whose configuration is valid."""
+@dataclass(frozen=True)
+class JobStart:
+    """When the dispatcher started a job: wall clock for the result, monotonic for elapsed time."""
+
+    started_at: str
+    monotonic: float
+
+
+def start(job: Job) -> JobStart:
+    """Stamp and log the start of a job whose configuration is valid.
+
+    Only the dispatcher calls this, one job at a time in priority order, so
+    the started_at values and the log lines show the order the jobs started in.
+    """
     config = job.config
     assert config is not None  # noqa: S101 - callers pass only jobs with a configuration
-    started_at = utc_now()
-    started = time.monotonic()
-    if context.cancel.is_set():
-        return record(context, job, JobStatus.CANCELLED, _cancel_reason(context, started=False))
+    started = JobStart(utc_now(), time.monotonic())
+    if config.enabled:
+        logger.info("job %r started (priority %s)", job.name, config.priority)
+    return started
+
+
+def process(context: BatchContext, job: Job, started: JobStart) -> JobOutcome:
+    """Simulate the work of one job that `start` has stamped."""
+    config = job.config
+    assert config is not None  # noqa: S101 - callers pass only jobs with a configuration
     if not config.enabled:
-        return record(context, job, JobStatus.SKIPPED, "enabled is false", started_at, 0.0)
-    logger.info("job %r started (priority %s)", job.name, config.priority)
+        return record(context, job, JobStatus.SKIPPED, "enabled is false", started.started_at, 0.0)
     seconds = config.duration_seconds * context.time_scale
     if seconds > 0 and context.cancel.wait(seconds):
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started.monotonic
         return record(
             context,
             job,
             JobStatus.CANCELLED,
             _cancel_reason(context, started=True),
-            started_at,
+            started.started_at,
             elapsed,
         )
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started.monotonic
     if config.simulate_failure:
-        return record(context, job, JobStatus.FAILED, "simulate_failure is true", started_at, elapsed)
-    return record(context, job, JobStatus.SUCCEEDED, None, started_at, elapsed)
+        return record(context, job, JobStatus.FAILED, "simulate_failure is true", started.started_at, elapsed)
+    return record(context, job, JobStatus.SUCCEEDED, None, started.started_at, elapsed)
 
 
 def _cancel_reason(context: BatchContext, *, started: bool) -> str:
@@ -239,8 +257,10 @@ def _cancel_reason(context: BatchContext, *, started: bool) -> str:
 def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[JobOutcome]:
     """Record jobs that will not run, then run the rest highest priority first.
 
-    The pool's queue is first in, first out, so submitting in priority order
-    means no job starts before every job of a higher priority has started.
+    This thread is the only dispatcher: it starts the next job in priority
+    order only when one of the `concurrency` workers is free, so no job starts
+    before every job of a higher priority has started, and the start times
+    and log lines follow that order too.
     """
     outcomes: list[JobOutcome] = []
     runnable: list[Job] = []
@@ -254,31 +274,32 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
             runnable.append(job)
     runnable.sort(key=lambda job: (job.config.rank if job.config else 0, job.name))
 
-    # Finished futures arrive through a queue: waiting on the whole pending
-    # set instead costs time in proportion to its size on every pass, which
-    # grows quadratically with the number of jobs.
+    # Finished futures arrive through a queue, and each one frees a worker.
     finished: queue.SimpleQueue[Future[JobOutcome]] = queue.SimpleQueue()
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
     pending: dict[Future[JobOutcome], Job] = {}
-    for job in runnable:
-        future = pool.submit(process, context, job)
-        pending[future] = job
-        future.add_done_callback(finished.put)
-    cancelled_pending = False
+
+    def collect(future: Future[JobOutcome]) -> None:
+        outcomes.append(_collect(context, pending.pop(future), future))
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
     try:
+        for index, job in enumerate(runnable):
+            while len(pending) >= concurrency and not context.cancel.is_set():
+                with contextlib.suppress(queue.Empty):
+                    collect(finished.get(timeout=POLL_SECONDS))
+            if context.cancel.is_set():
+                reason = _cancel_reason(context, started=False)
+                outcomes.extend(
+                    record(context, waiting, JobStatus.CANCELLED, reason) for waiting in runnable[index:]
+                )
+                break
+            future = pool.submit(process, context, job, start(job))
+            pending[future] = job
+            future.add_done_callback(finished.put)
+        # Running jobs stop on their own when they see the cancel event.
         while pending:
-            try:
-                future = finished.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                future = None
-            if future is not None:
-                outcomes.append(_collect(context, pending.pop(future), future))
-            if context.cancel.is_set() and not cancelled_pending:
-                # Jobs not started yet end as cancelled through the queue;
-                # running ones stop on their own when they see the event.
-                cancelled_pending = True
-                for waiting in list(pending):
-                    waiting.cancel()
+            with contextlib.suppress(queue.Empty):
+                collect(finished.get(timeout=POLL_SECONDS))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
