@@ -51,7 +51,9 @@ RECAP_LINE = re.compile(
 PLAYBOOK_TIMEOUT_SECONDS = 1800
 
 
-def ansible_env(server: OpenBaoServer, demo_dir: Path, repo: Path = ROOT) -> dict[str, str]:
+def ansible_env(
+    server: OpenBaoServer, demo_dir: Path, repo: Path = ROOT, processor_password: str = ""
+) -> dict[str, str]:
     env = base_env()
     env.update(
         {
@@ -61,7 +63,8 @@ def ansible_env(server: OpenBaoServer, demo_dir: Path, repo: Path = ROOT) -> dic
             "VAULT_ADDR": server.addr,
             "VAULT_TOKEN": server.root_token,
             "DEMO_DIR": str(demo_dir),
-            "DEMO_PROCESSOR_PASSWORD": secrets.token_urlsafe(18),
+            # The re-run must pass the same password, or the role sets it again.
+            "DEMO_PROCESSOR_PASSWORD": processor_password or secrets.token_urlsafe(18),
         }
     )
     return env
@@ -102,7 +105,7 @@ def write_jobs_dir(folder: Path, jobs: int) -> dict[str, dict[str, Any]]:
 
 
 def role_run(
-    server: OpenBaoServer, repo: Path, work: Path, jobs_dir: Path, parent: str, label: str
+    server: OpenBaoServer, repo: Path, work: Path, jobs_dir: Path, parent: str, password: str, label: str
 ) -> dict[str, Any]:
     extra = {
         "vault_batch_client_vault_parent_namespace": parent,
@@ -123,7 +126,7 @@ def role_run(
         f"@{extra_file}",
     ]
     return run_playbook(
-        argv, ansible_env(server, work / "demo", repo), repo, OUT_DIR / f"seeding-role-{label}.log"
+        argv, ansible_env(server, work / "demo", repo, password), repo, OUT_DIR / f"seeding-role-{label}.log"
     )
 
 
@@ -199,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(max(args.repeats, args.baseline_repeats)):
             if repeat < args.repeats:
                 parent = f"benchrole{repeat}"
+                password = secrets.token_urlsafe(18)
                 for kind in ("first", "rerun"):
-                    run = role_run(server, args.repo, work, jobs_dir, parent, f"{kind}-{repeat}")
+                    run = role_run(server, args.repo, work, jobs_dir, parent, password, f"{kind}-{repeat}")
                     runs[f"role_{kind}"].append(run)
                     progress(f"role {kind} {repeat + 1}: {run['seconds']:.1f} s, changed={run['changed']}")
             if repeat < args.baseline_repeats:
