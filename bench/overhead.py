@@ -8,6 +8,9 @@ each N, three children run in rotating order, `--repeats` times each:
   job, the summary and the revocation.
 - floor: floor_client.py, which only logs in, LISTs and GETs the same keys
   with one keep-alive connection per thread.
+- floor_writes: the same client, then one durable result file per job
+  (temporary file, fsync, os.replace) with 16 threads: the floor for any
+  program bound to the processor's durability contract.
 - naive: naive_client.py, a sequential hvac loop that writes each result
   with json.dump.
 - before (only with --before DIR): the processor from another tree, e.g. an
@@ -44,7 +47,7 @@ from benchlib import (
     write_results,
 )
 
-VARIANTS = ("processor", "floor", "naive", "before")
+VARIANTS = ("processor", "floor", "floor_writes", "naive", "before")
 FLOOR_CONCURRENCY = 8
 
 
@@ -109,6 +112,13 @@ def run_variant(
             argv, env = client_command(
                 "floor_client.py", vault, password_file, ["--concurrency", str(FLOOR_CONCURRENCY)]
             )
+        elif variant == "floor_writes":
+            argv, env = client_command(
+                "floor_client.py",
+                vault,
+                password_file,
+                ["--concurrency", str(FLOOR_CONCURRENCY), "--results-dir", str(data_dir / "results")],
+            )
         else:
             argv, env = client_command(
                 "naive_client.py", vault, password_file, ["--results-dir", str(data_dir / "results")]
@@ -117,7 +127,7 @@ def run_variant(
         check_returncode(variant, run, lambda code: code == 0, log_path)
         if variant != "floor":
             written = len(list((data_dir / "results").glob("*.json")))
-            expected = jobs if variant == "naive" else jobs + 1
+            expected = jobs + 1 if variant in ("processor", "before") else jobs
             if written != expected:
                 raise SystemExit(
                     f"{variant} wrote {written} result files for {jobs} jobs, expected {expected}"
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000, 10000], help="job counts N")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant at each N")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:3]))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:4]))
     parser.add_argument(
         "--before", type=Path, metavar="DIR", help="files/ folder of another processor version to compare"
     )
