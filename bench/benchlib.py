@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -196,17 +195,13 @@ def write_results(name: str, document: dict[str, Any]) -> Path:
     return path
 
 
-def own_max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def check_returncode(what: str, run: ChildRun, expected: Callable[[int], bool], log_path: Path) -> None:
+def check_returncode(label: str, run: ChildRun, expected: Callable[[int], bool], log_path: Path) -> None:
     """Stop the benchmark when a child exited with an unexpected status, showing its log tail."""
     if expected(run.returncode):
         return
     tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-    raise SystemExit(f"{what} exited with {run.returncode}; last lines of {log_path}:\n{tail}")
+    raise SystemExit(f"{label} exited with {run.returncode}; last lines of {log_path}:\n{tail}")

@@ -1,4 +1,4 @@
-"""Client CPU per KV read: the processor's hvac path against leaner HTTP clients.
+"""Client CPU per KV read: the processor, hvac and leaner HTTP clients.
 
 Reads the same N jobs one at a time through each client, in rotating order,
 and reports the median of this process's CPU time (user + system) per
@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         url = f"{server.addr}/v1/{vault.mount}/data/{vault.jobs_path}/"
 
         clients: dict[str, Callable[[str], Any]] = {
-            "processor (hvac + requests)": lambda name: session.read_job(vault.mount, vault.jobs_path, name),
+            "processor read_job": lambda name: session.read_job(vault.mount, vault.jobs_path, name),
+            "hvac + requests": lambda name: session.client.secrets.kv.v2.read_secret_version(
+                path=f"{vault.jobs_path}/{name}", mount_point=vault.mount, raise_on_deleted_version=False
+            ),
             "requests alone": lambda name: plain.get(url + name, headers=headers).json(),
             "urllib3": lambda name: json.loads(pool.request("GET", url + name, headers=headers).data),
             "http.client": lambda name: stdlib.request("GET", f"{vault.mount}/data/{vault.jobs_path}/{name}"),

@@ -1,7 +1,7 @@
 """Processor overhead: the processor against a floor and a naive baseline.
 
-One OpenBao dev server on loopback holds one namespace per job count N. For
-each N, three children run in rotating order, `--repeats` times each:
+One OpenBao dev server on loopback contains one namespace per job count N.
+For each N, these children run in rotating order, `--repeats` times each:
 
 - processor: `python -m batch_processor run` with BATCH_TIME_SCALE=0, so the
   time is the processor's own: login, list, reads, one atomic result file per

@@ -116,7 +116,7 @@ def seeding_section(data: dict[str, Any]) -> list[str]:
             if data.get("baseline_empty_seconds") is not None
             else []
         ),
-        "| run | role s | baseline s | role / baseline (goal <= 0.05) | role changed | baseline changed |",
+        "| run | role s | baseline s | role / baseline (goal <= 0.05) | role changed tasks | baseline changed tasks |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for kind in ("first", "rerun"):

@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": round(median(r["seconds"] for r in items), 3),
             "seconds": [round(r["seconds"], 3) for r in items],
             "changed": [r["changed"] for r in items],
+            "measured_seconds": [round(r["measured_seconds"], 3) for r in items if "measured_seconds" in r],
         }
         for name, items in runs.items()
         if items
