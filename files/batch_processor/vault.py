@@ -36,6 +36,9 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_FOLDER_DEPTH = 16
 # A token is renewed once this share of its lease has passed.
 RENEW_AT_FRACTION = 2 / 3
+# A request denied this close to its token's expiry (or later) is taken to
+# have failed because the token expired in flight, not because of the policy.
+EXPIRY_MARGIN_SECONDS = 1.0
 
 
 class VaultError(Exception):
@@ -100,7 +103,8 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, hvac.exceptions.VaultError):
         status = getattr(error, "status_code", None) or _status_of(error)
         errors = error.errors if isinstance(error.errors, list) else []
-        text = "; ".join(str(item).strip() for item in errors if isinstance(item, str))
+        # Vault joins several errors into one multi-line string: keep one line.
+        text = "; ".join(" ".join(item.split()) for item in errors if isinstance(item, str))
         label = f"HTTP {status}" if status else type(error).__name__
         return f"{label}: {text}" if text else label
     if isinstance(error, requests.exceptions.ConnectionError):
@@ -167,6 +171,8 @@ class VaultSession:
         self._renewable = False
         self._issued_at = 0.0
         self._token_lock = threading.Lock()
+        # Serializes renewals and new logins between the keeper and the readers.
+        self._refresh_lock = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._stop_keeper = threading.Event()
         self._fast_pool: tuple[Any, str] | None = None
@@ -211,11 +217,24 @@ class VaultSession:
 
     # -- retries ---------------------------------------------------------
 
-    def call(self, request: str, operation: Callable[[], T]) -> T:
-        """Run one Vault request with the retry policy; `request` names it in errors."""
+    def call(
+        self,
+        request: str,
+        operation: Callable[[], T],
+        *,
+        retry: RetryPolicy | None = None,
+        mark_unavailable: bool = True,
+    ) -> T:
+        """Run one Vault request with the retry policy; `request` names it in errors.
+
+        `retry` replaces the session's policy for this call. With
+        `mark_unavailable` false, running out of attempts fails this call
+        only and leaves the session usable for the others.
+        """
         if self.unavailable_reason is not None:
             raise VaultUnavailable(f"{request}: skipped, Vault is unavailable ({self.unavailable_reason})")
-        delays = self.retry.delays()
+        policy = retry or self.retry
+        delays = policy.delays()
         while True:
             try:
                 return operation()
@@ -225,10 +244,10 @@ class VaultSession:
                 delay = next(delays, None)
                 reason = describe_error(error)
                 if delay is None:
-                    self.unavailable_reason = f"{reason} at {self.settings.addr}"
+                    if mark_unavailable:
+                        self.unavailable_reason = f"{reason} at {self.settings.addr}"
                     raise VaultUnavailable(
-                        f"{request} failed after {self.retry.attempts} attempts: {reason} "
-                        f"at {self.settings.addr}"
+                        f"{request} failed after {policy.attempts} attempts: {reason} at {self.settings.addr}"
                     ) from error
                 logger.warning("%s: %s, retrying in %.2f s", request, reason, delay)
                 if self.cancel.wait(delay):
@@ -255,9 +274,11 @@ class VaultSession:
                 ),
             )
         except hvac.exceptions.InvalidRequest as error:
+            # Vault returns 400 both for a wrong password and for a user that
+            # does not exist in this namespace's userpass mount.
             raise LoginFailed(
                 f"{request} was rejected ({describe_error(error)}); check the username and "
-                "the password in VAULT_PASSWORD_FILE"
+                "the password in VAULT_PASSWORD_FILE, and that the user exists in VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(
@@ -310,16 +331,33 @@ class VaultSession:
                     return
 
     def _renew_or_login(self, previous_lease: float) -> None:
+        with self._refresh_lock:
+            self._renew_or_login_locked(previous_lease)
+
+    def _renew_or_login_locked(self, previous_lease: float) -> None:
         renewed_lease = 0.0
         if self._renewable:
+            # One attempt, and a failure does not mark Vault unavailable: a
+            # token past its max TTL makes OpenBao return 500 ("past the max
+            # TTL, cannot renew"), which only a new login can fix. The login
+            # below has the full retry policy, so an outage is still noticed.
             try:
-                response = self.call("token renewal", self.client.auth.token.renew_self)
+                response = self.call(
+                    "token renewal",
+                    self.client.auth.token.renew_self,
+                    retry=RetryPolicy(attempts=1),
+                    mark_unavailable=False,
+                )
                 renewed_lease = float(response["auth"].get("lease_duration") or 0)
-            except hvac.exceptions.VaultError as error:
-                logger.warning("token renewal rejected (%s); logging in again", describe_error(error))
-        # A renewal that comes back much shorter has hit the token's max TTL:
-        # a new login is the only way to get more time.
-        if renewed_lease >= previous_lease / 2:
+            except (hvac.exceptions.VaultError, VaultError) as error:
+                reason = (
+                    describe_error(error) if isinstance(error, hvac.exceptions.VaultError) else str(error)
+                )
+                logger.warning("token renewal failed (%s); logging in again", reason)
+        # A renewal that comes back shorter has hit the token's max TTL. Riding
+        # out the rest would leave requests in flight little margin, and only
+        # a new login gives more time, so log in again now.
+        if renewed_lease >= previous_lease:
             with self._token_lock:
                 self._lease_seconds = renewed_lease
                 self._issued_at = time.monotonic()
@@ -327,6 +365,33 @@ class VaultSession:
             logger.info("token renewed (lease %.0f s)", renewed_lease)
             return
         self._login()
+
+    def _replace_expired_token(self, used_token: str) -> bool:
+        """Log in again if `used_token` has expired; return True when a newer token is ready."""
+        with self._refresh_lock:
+            if self.client.token != used_token:
+                return True
+            with self._token_lock:
+                lease, issued = self._lease_seconds, self._issued_at
+            if lease <= 0 or time.monotonic() < issued + lease - EXPIRY_MARGIN_SECONDS:
+                return False
+            self._login()
+            return True
+
+    def call_with_token(self, request: str, operation: Callable[[], T]) -> T:
+        """Run `operation` like call(), once more with a new token if the token expired in flight.
+
+        A request sent just before its token expires can reach Vault after
+        and be denied with 403 although the policy allows it.
+        """
+        used_token = self.client.token
+        try:
+            return self.call(request, operation)
+        except hvac.exceptions.Forbidden:
+            if not self._replace_expired_token(used_token):
+                raise
+        logger.info("%s: the token expired during the request; retrying with a new token", request)
+        return self.call(request, operation)
 
     def stop_keeper(self) -> None:
         self._stop_keeper.set()
@@ -378,7 +443,7 @@ class VaultSession:
             prefix, depth = pending.pop()
             path = f"{folder}/{prefix}".rstrip("/")
             try:
-                response = self.call(
+                response = self.call_with_token(
                     f"LIST {mount}/metadata/{path}",
                     lambda path=path: self.client.secrets.kv.v2.list_secrets(path=path, mount_point=mount),
                 )
@@ -411,21 +476,25 @@ class VaultSession:
         request = f"GET {mount}/data/{path}"
 
         def read() -> dict[str, Any]:
-            document = self._get_ok_json(
+            document = self._get_json(
                 hvac.utils.format_url("/v1/{mount}/data/{path}", mount=mount, path=path)
             )
             if document is not None:
                 return document
-            # Any other status goes through hvac, which maps it to its
-            # exceptions and returns the metadata of a deleted version.
+            # A redirect or an unexpected body: let hvac and requests handle it.
             return self.client.secrets.kv.v2.read_secret_version(
                 path=path, mount_point=mount, raise_on_deleted_version=False
             )
 
         try:
-            response = self.call(request, read)
+            response = self.call_with_token(request, read)
         except hvac.exceptions.InvalidPath as error:
-            raise NotFound(f"{request}: not found") from error
+            # KV v2 returns 404 for a deleted or destroyed latest version but
+            # still sends its metadata. hvac returns that body for a deleted
+            # version only and raises for a destroyed one.
+            response = error.json if isinstance(error.json, dict) else {}
+            if not isinstance((response.get("data") or {}).get("metadata"), dict):
+                raise NotFound(f"{request}: not found") from error
         except hvac.exceptions.Forbidden as error:
             raise VaultError(f"{request} was denied ({describe_error(error)})") from error
         except hvac.exceptions.VaultError as error:
@@ -440,8 +509,13 @@ class VaultSession:
             destroyed=bool(metadata.get("destroyed")),
         )
 
-    def _get_ok_json(self, api_path: str) -> dict[str, Any] | None:
-        """GET `api_path` straight through urllib3; return the JSON body of a 200, else None.
+    def _get_json(self, api_path: str) -> dict[str, Any] | None:
+        """GET `api_path` straight through urllib3 and return the JSON body of a 200.
+
+        A status of 400 or more raises the hvac exception that hvac would
+        raise, with the same body. Any other status (a redirect, say) or a
+        body that is not a JSON object returns None, and the caller repeats
+        the request through hvac.
 
         hvac and requests spend about twice the client CPU of urllib3 on each
         request (bench/client_cpu.py). The reads of a batch are most of its
@@ -471,13 +545,27 @@ class VaultSession:
             raise requests.exceptions.Timeout(str(error)) from error
         except urllib3.exceptions.HTTPError as error:
             raise requests.exceptions.ConnectionError(str(error)) from error
-        if response.status != 200:
+        text = response.data.decode("utf-8", errors="replace")
+        document: Any = None
+        if response.status == 200 or response.headers.get("Content-Type") == "application/json":
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+        if response.status >= 400:
+            errors = document.get("errors") if isinstance(document, dict) else None
+            hvac.utils.raise_for_error(
+                "get",
+                url_prefix + api_path,
+                response.status,
+                None if errors is not None else text,
+                errors=errors,
+                text=text,
+                json=document,
+            )
+        if response.status != 200 or not isinstance(document, dict):
             return None
-        try:
-            document = json.loads(response.data)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        return document
 
     def _read_pool(self) -> tuple[Any, str]:
         """Return the urllib3 pool requests uses for this address, and the prefix its URLs need."""

@@ -45,7 +45,7 @@ def test_read_job_returns_data(batch_vault: BatchVault) -> None:
 
 
 def test_read_job_escapes_name(batch_vault: BatchVault) -> None:
-    batch_vault.put_job("team/a%20b", {"priority": "low"})
+    batch_vault.put_job("team/a b", {"priority": "low"})
     session = logged_in(batch_vault)
     try:
         secret = session.read_job("kv", "jobs", "team/a b")
