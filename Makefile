@@ -51,5 +51,14 @@ test-isolated: venv
 demo: venv
 	$(BIN)/python tools/demo.py
 
+# Benchmarks against a local OpenBao dev server; not part of make test. Each
+# script writes bench/out/<name>.json and the tables go to bench/out/report.md.
+bench: venv
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/scheduling.py
+	$(BIN)/python bench/seeding.py
+	$(BIN)/python bench/report.py > bench/out/report.md
+	@echo "tables written to bench/out/report.md"
+
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache .cache

@@ -8,11 +8,14 @@ when the batch is stopped is `cancelled`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import secrets
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +30,11 @@ from batch_processor.vault import NotFound, VaultError, VaultSession, VaultUnava
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+# Threads that write result files while the next jobs work. Concurrent fsync
+# calls on one file system can share a journal commit, so short jobs are not
+# held to one disk flush after another. A thread costs little, so this is not
+# tuned to any machine.
+RESULT_WRITERS = 16
 
 
 class JobStatus(StrEnum):
@@ -211,32 +219,56 @@ def record(
     return JobOutcome(job.name, status, path.name, reason)
 
 
-def process(context: BatchContext, job: Job) -> JobOutcome:
-    """Simulate the work of one job whose configuration is valid."""
+@dataclass(frozen=True)
+class JobStart:
+    """The start of one job: UTC time for the result file, monotonic time for the elapsed seconds."""
+
+    started_at: str
+    monotonic: float
+
+
+def start(job: Job) -> JobStart:
+    """Stamp and log the start of a job whose configuration is valid.
+
+    Only the dispatcher calls this, one job at a time in priority order, so
+    the started_at values and the log lines show the order the jobs started in.
+    """
     config = job.config
     assert config is not None  # noqa: S101 - callers pass only jobs with a configuration
-    started_at = utc_now()
-    started = time.monotonic()
-    if context.cancel.is_set():
-        return record(context, job, JobStatus.CANCELLED, _cancel_reason(context, started=False))
+    started = JobStart(utc_now(), time.monotonic())
+    if config.enabled:
+        logger.info("job %r started (priority %s)", job.name, config.priority)
+    return started
+
+
+def process(
+    context: BatchContext, job: Job, started: JobStart, work_done: Callable[[], None] = lambda: None
+) -> JobOutcome:
+    """Simulate the work of one job that `start` has stamped, call `work_done`, then record it."""
+    try:
+        status, reason, elapsed = _simulate(context, job, started)
+    finally:
+        work_done()
+    return record(context, job, status, reason, started.started_at, elapsed)
+
+
+def _simulate(context: BatchContext, job: Job, started: JobStart) -> tuple[JobStatus, str | None, float]:
+    """Sleep for the job's scaled duration; return its status, reason and elapsed seconds."""
+    config = job.config
+    assert config is not None  # noqa: S101 - callers pass only jobs with a configuration
     if not config.enabled:
-        return record(context, job, JobStatus.SKIPPED, "enabled is false", started_at, 0.0)
-    logger.info("job %r started (priority %s)", job.name, config.priority)
+        return JobStatus.SKIPPED, "enabled is false", 0.0
     seconds = config.duration_seconds * context.time_scale
     if seconds > 0 and context.cancel.wait(seconds):
-        elapsed = time.monotonic() - started
-        return record(
-            context,
-            job,
+        return (
             JobStatus.CANCELLED,
             _cancel_reason(context, started=True),
-            started_at,
-            elapsed,
+            time.monotonic() - started.monotonic,
         )
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started.monotonic
     if config.simulate_failure:
-        return record(context, job, JobStatus.FAILED, "simulate_failure is true", started_at, elapsed)
-    return record(context, job, JobStatus.SUCCEEDED, None, started_at, elapsed)
+        return JobStatus.FAILED, "simulate_failure is true", elapsed
+    return JobStatus.SUCCEEDED, None, elapsed
 
 
 def _cancel_reason(context: BatchContext, *, started: bool) -> str:
@@ -247,8 +279,10 @@ def _cancel_reason(context: BatchContext, *, started: bool) -> str:
 def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[JobOutcome]:
     """Record jobs that will not run, then run the rest highest priority first.
 
-    The pool's queue is first in, first out, so submitting in priority order
-    means no job starts before every job of a higher priority has started.
+    The calling thread is the only dispatcher. It starts the next job in
+    priority order only when fewer than `concurrency` jobs are working. So no
+    job starts before every job of a higher priority has started, and the
+    start times and log lines show that order.
     """
     outcomes: list[JobOutcome] = []
     runnable: list[Job] = []
@@ -262,42 +296,64 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
             runnable.append(job)
     runnable.sort(key=lambda job: (job.config.rank if job.config else 0, job.name))
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
-    pending: dict[Future[JobOutcome], Job] = {pool.submit(process, context, job): job for job in runnable}
+    # A job holds one of `concurrency` work slots while it works, and gives
+    # it back before its result is written. The extra threads write results
+    # meanwhile, so the next job does not wait for the disk.
+    work_slots = threading.BoundedSemaphore(concurrency)
+    threads = concurrency + RESULT_WRITERS
+    finished: queue.SimpleQueue[Future[JobOutcome]] = queue.SimpleQueue()
+    pending: dict[Future[JobOutcome], Job] = {}
+
+    def collect(future: Future[JobOutcome]) -> None:
+        outcomes.append(_collect(context, pending.pop(future), future))
+
+    def wait_for_slot() -> bool:
+        """Collect finished jobs until a work slot and a thread are free; False once cancelled."""
+        while not context.cancel.is_set():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    collect(finished.get_nowait())
+            if len(pending) >= threads:
+                with contextlib.suppress(queue.Empty):
+                    collect(finished.get(timeout=POLL_SECONDS))
+            elif work_slots.acquire(timeout=POLL_SECONDS):
+                # A running job frees its slot when it sees the cancel event,
+                # so the event must be checked again after the slot is taken.
+                if not context.cancel.is_set():
+                    return True
+                work_slots.release()
+        return False
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="job")
     try:
+        for index, job in enumerate(runnable):
+            if not wait_for_slot():
+                reason = _cancel_reason(context, started=False)
+                outcomes.extend(
+                    record(context, waiting, JobStatus.CANCELLED, reason) for waiting in runnable[index:]
+                )
+                break
+            future = pool.submit(process, context, job, start(job), work_slots.release)
+            pending[future] = job
+            future.add_done_callback(finished.put)
+        # Running jobs stop on their own when they see the cancel event.
         while pending:
-            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                if future.cancelled():
-                    outcomes.append(
-                        record(
-                            context,
-                            job,
-                            JobStatus.CANCELLED,
-                            _cancel_reason(context, started=False),
-                        )
-                    )
-                    continue
-                error = future.exception()
-                if error is not None:
-                    logger.error("job %r raised %s: %s", job.name, type(error).__name__, error)
-                    outcomes.append(
-                        record(
-                            context,
-                            job,
-                            JobStatus.FAILED,
-                            f"internal error: {type(error).__name__}",
-                        )
-                    )
-                else:
-                    outcomes.append(future.result())
-            if context.cancel.is_set():
-                for future in pending:
-                    future.cancel()
+            with contextlib.suppress(queue.Empty):
+                collect(finished.get(timeout=POLL_SECONDS))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
+
+
+def _collect(context: BatchContext, job: Job, future: Future[JobOutcome]) -> JobOutcome:
+    """Return the outcome of a finished future, recording cancelled and crashed jobs."""
+    if future.cancelled():
+        return record(context, job, JobStatus.CANCELLED, _cancel_reason(context, started=False))
+    error = future.exception()
+    if error is not None:
+        logger.error("job %r raised %s: %s", job.name, type(error).__name__, error)
+        return record(context, job, JobStatus.FAILED, f"internal error: {type(error).__name__}")
+    return future.result()
 
 
 def batch_status(outcomes: list[JobOutcome], jobs: list[Job], context: BatchContext) -> BatchStatus:
