@@ -77,7 +77,7 @@ path:
   description: Variable path.
   returned: success
   type: str
-changed_items:
+written_items:
   description: Names of the items that were written (or would be, in check mode); never their values.
   returned: success
   type: list
@@ -132,13 +132,13 @@ def run_module() -> None:
         current = None
 
     current_items: dict[str, str] = (current or {}).get("Items") or {}
-    changed_items = sorted(name for name, value in wanted.items() if current_items.get(name) != value)
+    written_items = sorted(name for name, value in wanted.items() if current_items.get(name) != value)
     before, after = describe_items(
-        sorted(current_items), sorted(set(current_items) | set(wanted)), changed_items
+        sorted(current_items), sorted(set(current_items) | set(wanted)), written_items
     )
     modify_index = int((current or {}).get("ModifyIndex") or 0)
 
-    if changed_items and not module.check_mode:
+    if written_items and not module.check_mode:
         # cas=0 creates only when the variable does not exist; otherwise it must
         # still be at the index that was read.
         body = {"Namespace": client.namespace, "Path": path, "Items": {**current_items, **wanted}}
@@ -155,9 +155,9 @@ def run_module() -> None:
         modify_index = int(written.get("ModifyIndex") or 0)
 
     module.exit_json(
-        changed=bool(changed_items),
+        changed=bool(written_items),
         path=path,
-        changed_items=changed_items,
+        written_items=written_items,
         modify_index=modify_index,
         diff={"before": before, "after": after},
     )
