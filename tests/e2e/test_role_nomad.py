@@ -53,17 +53,23 @@ class Deployment:
     def base_dir(self) -> Path:
         return self.demo_dir / "vault-clients"
 
-    def run(self, *args: str, **kwargs: str | None) -> PlaybookRun:
+    def run(
+        self,
+        *args: str,
+        nomad_addr: str | None = None,
+        nomad_token: str | None = None,
+        password: str | None = None,
+    ) -> PlaybookRun:
         return run_site(
             self.server.addr,
             self.server.root_token,
             self.demo_dir,
-            self.password,
+            password or self.password,
             "-e",
             f"vault_batch_client_time_scale={TIME_SCALE}",
             *args,
-            nomad_addr=kwargs.pop("nomad_addr", None) or self.nomad.addr,
-            **kwargs,
+            nomad_addr=nomad_addr or self.nomad.addr,
+            nomad_token=nomad_token,
         )
 
     def runs(self) -> dict[str, PlaybookRun]:
@@ -144,7 +150,8 @@ def test_first_run_registers_everything(deployment: Deployment) -> None:
     ]
     variable = nomad.state.read_variable("default", f"nomad/jobs/{JOB_ID}")
     assert variable is not None
-    assert variable["Items"]["vault_password"] == deployment.password
+    if variable["Items"]["vault_password"] != deployment.password:
+        pytest.fail("the Nomad Variable does not hold the processor password", pytrace=False)
 
 
 def test_second_run_changes_nothing(deployment: Deployment) -> None:
@@ -178,6 +185,21 @@ def test_check_diff_shows_plan_only(deployment: Deployment) -> None:
     job = read_job(deployment)
     assert job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 200
     assert job["Version"] == 0
+
+
+def test_check_new_password_hides_value(deployment: Deployment) -> None:
+    new_password = "pw-" + secrets.token_urlsafe(18)
+    run = deployment.run("--check", "--diff", "-v", password=new_password)
+    assert run.returncode == 0, run.output[-4000:]
+    # The YAML callback wraps long messages, so the line may break between the two parts.
+    assert "would write new values for" in run.stdout, run.stdout[-6000:]
+    assert "vault_password (values hidden)" in run.stdout
+    assert_secret_absent(new_password, run.output, "ansible output of the check run")
+    assert_secret_absent(deployment.password, run.output, "ansible output of the check run")
+    variable = deployment.nomad.state.read_variable("default", f"nomad/jobs/{JOB_ID}")
+    assert variable is not None
+    if variable["Items"]["vault_password"] != deployment.password:
+        pytest.fail("check mode changed the Nomad Variable", pytrace=False)
 
 
 def test_forced_run_reports_outcome(deployment: Deployment) -> None:
