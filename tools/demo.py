@@ -1,11 +1,11 @@
 """Run the whole flow on this machine: OpenBao, the role, one batch, the summary.
 
 `make demo` calls this. It starts a real OpenBao dev server and the Nomad
-API double (from tests/support) on loopback ports, applies site.yml to
-localhost with the demo inventory with vault_batch_client_run_now, so the
-role registers the periodic job and forces one launch that runs the batch
-with the job's own command, environment and credential template. Then it
-prints the summary as a table and stops both servers. Everything
+API double (from tests/support) on loopback ports and applies site.yml to
+localhost with the demo inventory. With vault_batch_client_run_now set, the
+role registers the periodic job and forces one launch, so the batch runs
+with the job's own command, environment and credential template. The demo
+then prints the summary as a table and stops both servers. Everything
 it writes goes below .demo/ in the repository.
 """
 

@@ -122,7 +122,7 @@ def processor_tokens(server: OpenBaoServer) -> list[dict]:
     try:
         accessors = server.request("LIST", "auth/token/accessors", namespace=NAMESPACE)["data"]["keys"]
     except urllib.error.HTTPError as error:
-        if error.code != 404:  # Vault answers a LIST with no keys with 404
+        if error.code != 404:  # Vault returns 404 for a LIST with no keys
             raise
         return []
     found = []

@@ -26,7 +26,7 @@ options:
     type: path
     required: true
   node_name:
-    description: Name of the Nomad client node that holds the folder.
+    description: Name of the Nomad client node that has the folder.
     type: str
     required: true
   node_lookup:
@@ -100,7 +100,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 node_id:
-  description: ID of the node that holds the volume.
+  description: ID of the node that has the volume.
   returned: success
   type: str
 volume_id:
@@ -121,7 +121,7 @@ from ansible.module_utils.vault_batch_client_nomad import (
 
 
 class VolumeError(Exception):
-    """A state the module cannot fix on its own; the message says what to do."""
+    """A state the module cannot fix on its own; the message states what to do."""
 
 
 def find_node(client: NomadClient, lookup: str, node_name: str) -> dict[str, Any]:
@@ -217,13 +217,13 @@ def describe_volume(volume: dict[str, Any] | None) -> str:
 
 
 def plan_volume(
-    existing: dict[str, Any] | None, wanted: dict[str, Any], node: dict[str, Any]
+    existing: dict[str, Any] | None, desired: dict[str, Any], node: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """Return the volume to register, or None when `existing` already matches `wanted`.
+    """Return the volume to register, or None when `existing` already matches `desired`.
 
     Raises VolumeError when the name is taken by a volume at another path.
     """
-    name = wanted["Name"]
+    name = desired["Name"]
     if existing is None:
         static = (node.get("HostVolumes") or {}).get(name)
         if static is not None and not static.get("ID"):
@@ -232,18 +232,18 @@ def plan_volume(
                 f"{static.get('Path')!r} from its client configuration: set "
                 "vault_batch_client_nomad_volume_mode to static, or remove that host_volume block"
             )
-        return wanted
-    if existing.get("HostPath") != wanted["HostPath"]:
+        return desired
+    if existing.get("HostPath") != desired["HostPath"]:
         raise VolumeError(
             f"dynamic host volume {name!r} (ID {existing['ID']}) on node {node['Name']} points at "
-            f"{existing.get('HostPath')!r}, not {wanted['HostPath']!r}: set "
+            f"{existing.get('HostPath')!r}, not {desired['HostPath']!r}: set "
             "vault_batch_client_base_dir to that path, or stop the jobs that use the volume and "
             f"delete it with 'nomad volume delete -type host {existing['ID']}'"
         )
-    if capability_set(existing) == capability_set(wanted):
+    if capability_set(existing) == capability_set(desired):
         return None
     # Registering with the ID updates the volume in place instead of adding a second one.
-    return dict(wanted, ID=existing["ID"])
+    return dict(desired, ID=existing["ID"])
 
 
 def run_module() -> None:
@@ -270,7 +270,7 @@ def run_module() -> None:
             module.exit_json(changed=False, node_id=node["ID"], volume_id="")
 
         existing = find_dynamic_volume(client, node["ID"], name)
-        wanted = {
+        desired = {
             "Name": name,
             "Namespace": client.namespace,
             "NodeID": node["ID"],
@@ -279,7 +279,7 @@ def run_module() -> None:
                 {"AccessMode": params["access_mode"], "AttachmentMode": params["attachment_mode"]}
             ],
         }
-        to_register = plan_volume(existing, wanted, node)
+        to_register = plan_volume(existing, desired, node)
     except VolumeError as error:
         module.fail_json(msg=str(error))
     except NomadError as error:

@@ -145,7 +145,7 @@ EXIT_MEANINGS = {
 
 
 class LaunchError(Exception):
-    """The launch could not run to an exit code; the message says why."""
+    """A launch that did not run to an exit code; the message states why."""
 
 
 def wait_blocking(client: NomadClient, path: str, index: int, deadline: float) -> Any:
@@ -154,7 +154,7 @@ def wait_blocking(client: NomadClient, path: str, index: int, deadline: float) -
     https://developer.hashicorp.com/nomad/api-docs#blocking-queries
     """
     remaining = max(1, int(deadline - time.monotonic()))
-    # A short sleep keeps a server whose index moves for unrelated writes from being polled in a loop.
+    # The sleep keeps the loop from spinning when the index moves for unrelated writes.
     time.sleep(POLL_SECONDS)
     return client.get(path, {"index": index, "wait": f"{min(remaining, 30)}s"})
 

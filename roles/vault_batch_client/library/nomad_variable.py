@@ -14,7 +14,7 @@ description:
     overwritten.
   - Items of the variable that O(items) does not name are kept.
   - Values are never returned or shown in the diff: the diff names each
-    item and says whether its value changes.
+    item and marks whether its value changes.
 options:
   path:
     description: Variable path, such as C(nomad/jobs/<job id>).
@@ -103,10 +103,10 @@ def variable_url(path: str) -> str:
     return f"/v1/var/{path}"
 
 
-def describe_items(current: list[str], wanted: list[str], changed: list[str]) -> tuple[str, str]:
+def describe_items(current: list[str], desired: list[str], changed: list[str]) -> tuple[str, str]:
     """Return diff texts that name each item and mark changed values, without the values."""
     before = "".join(f"{name}: (hidden{', value changes' if name in changed else ''})\n" for name in current)
-    after = "".join(f"{name}: (hidden{', new value' if name in changed else ''})\n" for name in wanted)
+    after = "".join(f"{name}: (hidden{', new value' if name in changed else ''})\n" for name in desired)
     return before, after
 
 
@@ -120,8 +120,8 @@ def run_module() -> None:
     )
     client = NomadClient(module.params)
     path = module.params["path"].strip("/")
-    wanted = {str(key): str(value) for key, value in module.params["items"].items()}
-    if not wanted:
+    desired = {str(key): str(value) for key, value in module.params["items"].items()}
+    if not desired:
         module.fail_json(msg=f"items for variable {path} is empty: give at least one item")
 
     try:
@@ -132,16 +132,16 @@ def run_module() -> None:
         current = None
 
     current_items: dict[str, str] = (current or {}).get("Items") or {}
-    written_items = sorted(name for name, value in wanted.items() if current_items.get(name) != value)
+    written_items = sorted(name for name, value in desired.items() if current_items.get(name) != value)
     before, after = describe_items(
-        sorted(current_items), sorted(set(current_items) | set(wanted)), written_items
+        sorted(current_items), sorted(set(current_items) | set(desired)), written_items
     )
     modify_index = int((current or {}).get("ModifyIndex") or 0)
 
     if written_items and not module.check_mode:
         # cas=0 creates only when the variable does not exist; otherwise it must
         # still be at the index that was read.
-        body = {"Namespace": client.namespace, "Path": path, "Items": {**current_items, **wanted}}
+        body = {"Namespace": client.namespace, "Path": path, "Items": {**current_items, **desired}}
         try:
             written = client.request("PUT", variable_url(path), body, {"cas": modify_index})
         except NomadError as error:

@@ -46,7 +46,7 @@ class NomadError(Exception):
         self.message = message
 
     def describe(self, action: str) -> str:
-        """Return a one-line message that says what failed and what to do next."""
+        """Return a one-line message that names the failed request and what to do next."""
         if self.status == 0:
             hint = "Nomad did not answer: check vault_batch_client_nomad_addr, TLS settings and the network"
         elif self.status == 403:
@@ -126,7 +126,7 @@ class NomadClient:
         try:
             return json.loads(payload)
         except ValueError:
-            raise NomadError(method, path, 200, "response is not JSON") from None
+            raise NomadError(method, path, 200, "invalid JSON in the response") from None
 
     def get(self, path: str, query: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.request("GET", path, query=query, **kwargs)

@@ -16,7 +16,7 @@ from ansible.module_utils.vault_batch_client_nomad import NomadClient, NomadErro
 from support.nomad_double import NomadDouble
 from support.openbao import free_port
 
-WANTED_CAPABILITY = [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}]
+DESIRED_CAPABILITY = [{"AccessMode": "single-node-writer", "AttachmentMode": "file-system"}]
 
 
 def connection(addr: str, token: str = "") -> dict:
@@ -41,13 +41,13 @@ def nomad(tmp_path: Path) -> Iterator[NomadDouble]:
         double.stop()
 
 
-def wanted_volume(node_id: str, host_path: str = "/opt/nomad/vault-clients") -> dict:
+def desired_volume(node_id: str, host_path: str = "/opt/nomad/vault-clients") -> dict:
     return {
         "Name": "vault-clients-lil-pakalolo",
         "Namespace": "default",
         "NodeID": node_id,
         "HostPath": host_path,
-        "RequestedCapabilities": WANTED_CAPABILITY,
+        "RequestedCapabilities": DESIRED_CAPABILITY,
     }
 
 
@@ -92,47 +92,47 @@ def test_find_node_rejects_other_name(nomad: NomadDouble, lookup: str, message: 
 
 def test_plan_volume_registers_missing(nomad: NomadDouble) -> None:
     node = nomad.state.node
-    wanted = wanted_volume(node["ID"])
-    assert nomad_host_volume.plan_volume(None, wanted, node) == wanted
+    desired = desired_volume(node["ID"])
+    assert nomad_host_volume.plan_volume(None, desired, node) == desired
 
 
 def test_plan_volume_keeps_matching(nomad: NomadDouble) -> None:
     client = NomadClient(connection(nomad.addr))
-    wanted = wanted_volume(nomad.node_id)
-    client.request("PUT", "/v1/volume/host/register", {"Volume": wanted})
-    existing = nomad_host_volume.find_dynamic_volume(client, nomad.node_id, wanted["Name"])
+    desired = desired_volume(nomad.node_id)
+    client.request("PUT", "/v1/volume/host/register", {"Volume": desired})
+    existing = nomad_host_volume.find_dynamic_volume(client, nomad.node_id, desired["Name"])
     assert existing is not None
-    assert nomad_host_volume.plan_volume(existing, wanted, nomad.state.node) is None
+    assert nomad_host_volume.plan_volume(existing, desired, nomad.state.node) is None
 
 
 def test_plan_volume_updates_capability_by_id(nomad: NomadDouble) -> None:
     client = NomadClient(connection(nomad.addr))
-    wanted = wanted_volume(nomad.node_id)
+    desired = desired_volume(nomad.node_id)
     reader = dict(
-        wanted,
+        desired,
         RequestedCapabilities=[{"AccessMode": "single-node-reader-only", "AttachmentMode": "file-system"}],
     )
     client.request("PUT", "/v1/volume/host/register", {"Volume": reader})
-    existing = nomad_host_volume.find_dynamic_volume(client, nomad.node_id, wanted["Name"])
-    update = nomad_host_volume.plan_volume(existing, wanted, nomad.state.node)
-    assert update == dict(wanted, ID=existing["ID"])
+    existing = nomad_host_volume.find_dynamic_volume(client, nomad.node_id, desired["Name"])
+    update = nomad_host_volume.plan_volume(existing, desired, nomad.state.node)
+    assert update == dict(desired, ID=existing["ID"])
     client.request("PUT", "/v1/volume/host/register", {"Volume": update})
     (stored,) = nomad.state.volumes.values()
-    assert stored["RequestedCapabilities"] == WANTED_CAPABILITY
+    assert stored["RequestedCapabilities"] == DESIRED_CAPABILITY
 
 
 def test_plan_volume_rejects_other_path(nomad: NomadDouble) -> None:
     client = NomadClient(connection(nomad.addr))
-    client.request("PUT", "/v1/volume/host/register", {"Volume": wanted_volume(nomad.node_id, "/srv/other")})
+    client.request("PUT", "/v1/volume/host/register", {"Volume": desired_volume(nomad.node_id, "/srv/other")})
     existing = nomad_host_volume.find_dynamic_volume(client, nomad.node_id, "vault-clients-lil-pakalolo")
     with pytest.raises(nomad_host_volume.VolumeError, match=r"points at '/srv/other'.*nomad volume delete"):
-        nomad_host_volume.plan_volume(existing, wanted_volume(nomad.node_id), nomad.state.node)
+        nomad_host_volume.plan_volume(existing, desired_volume(nomad.node_id), nomad.state.node)
 
 
 def test_plan_volume_rejects_static_name() -> None:
     node = {"Name": "lil-pakalolo", "HostVolumes": {"vault-clients-lil-pakalolo": {"Path": "/srv/x"}}}
     with pytest.raises(nomad_host_volume.VolumeError, match="static host volume"):
-        nomad_host_volume.plan_volume(None, wanted_volume("node-1"), node)
+        nomad_host_volume.plan_volume(None, desired_volume("node-1"), node)
 
 
 def test_check_static_accepts_matching_path() -> None:
@@ -146,7 +146,7 @@ def test_check_static_missing_gives_snippet() -> None:
 
 
 def test_describe_volume_lists_fields() -> None:
-    text = nomad_host_volume.describe_volume(wanted_volume("node-1"))
+    text = nomad_host_volume.describe_volume(desired_volume("node-1"))
     assert "host_path: /opt/nomad/vault-clients\n" in text
     assert "capability: single-node-writer / file-system\n" in text
 
