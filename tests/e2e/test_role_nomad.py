@@ -327,6 +327,33 @@ def test_volume_with_other_path_fails(deployment: Deployment, tmp_path: Path) ->
     assert volume["HostPath"] == str(deployment.base_dir)
 
 
+def test_static_volume_job_requests_no_mode(deployment: Deployment) -> None:
+    run = deployment.run(
+        "--check",
+        "--diff",
+        "--tags",
+        "vault_batch_client_nomad",
+        "-e",
+        "vault_batch_client_nomad_volume_mode=static",
+    )
+    assert run.returncode == 0, run.output[-4000:]
+    assert 'AccessMode: "single-node-writer"' in run.stdout, run.stdout[-4000:]
+    assert 'AttachmentMode: "file-system"' in run.stdout
+    assert (
+        read_job(deployment)["TaskGroups"][0]["Volumes"]["vault-clients"]["AccessMode"]
+        == "single-node-writer"
+    )
+
+
+def test_static_volume_missing_fails(deployment: Deployment, nomad_double: NomadDouble) -> None:
+    run = deployment.run("-e", "vault_batch_client_nomad_volume_mode=static", nomad_addr=nomad_double.addr)
+    assert run.returncode != 0
+    assert "has no host volume 'vault-clients-lil-pakalolo'" in run.output, run.output[-3000:]
+    assert f'host_volume "vault-clients-lil-pakalolo" {{ path = "{deployment.base_dir}"' in run.output
+    assert nomad_double.state.volumes == {}
+    assert nomad_double.state.jobs == {}
+
+
 def test_acl_token_required(deployment: Deployment, tmp_path: Path) -> None:
     acl_token = "acl-" + secrets.token_urlsafe(18)
     nomad = NomadDouble(node_name="lil-pakalolo", data_dir=tmp_path / "nomad", acl_token=acl_token).start()
