@@ -6,9 +6,11 @@ statuses are listed in the parser's epilog and in the README.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
@@ -66,10 +68,12 @@ EXIT_NO_JOBS = 4
 EXIT_LOCKED = 5
 
 LOG_FILE_NAME = "batch-processing.log"
+LOG_FILE_MODE = 0o640
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(batch_id)s] %(name)s: %(message)s"
 REDACTED = "<redacted>"
+PRIVATE_UMASK = 0o027
 
 
 class _BatchIdFilter(logging.Filter):
@@ -121,14 +125,16 @@ def configure_logging(
     formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logs_dir is not None:
+        log_file = logs_dir / LOG_FILE_NAME
         handlers.append(
             logging.handlers.RotatingFileHandler(
-                logs_dir / LOG_FILE_NAME,
-                maxBytes=LOG_MAX_BYTES,
-                backupCount=LOG_BACKUPS,
-                encoding="utf-8",
+                log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
             )
         )
+        # The umask covers new files only; a log left by an older version
+        # may still be readable by everyone.
+        with contextlib.suppress(OSError):
+            os.chmod(log_file, LOG_FILE_MODE)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
@@ -195,6 +201,17 @@ def run(args: Any, env: Mapping[str, str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    # Results and logs name jobs and paths in Vault: every file and folder
+    # this run creates (log file, rotated logs, lock file) stays closed to
+    # other users, whatever umask Nomad starts the task with.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run_with_settings(settings)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run_with_settings(settings: Settings) -> int:
     known_secrets: list[str] = [settings.password]
     try:
         logs_dir, results_dir = prepare_data_dir(settings.data_dir)
@@ -335,7 +352,9 @@ def run_batch(
         status = BatchStatus.ABORTED
         exit_code = 128 + catcher.signal_number
     elif context.write_error:
-        summary["error"] = context.write_error[0]
+        unwritten = len(context.write_error)
+        summary["error"] = f"{context.write_error[0]} ({unwritten} result files not written)"
+        logger.error("%s", summary["error"])
         status, exit_code = BatchStatus.ABORTED, EXIT_JOB_FAILED
     if revoke_error:
         logger.error("token revocation failed: %s", revoke_error)
@@ -364,11 +383,10 @@ def run_batch(
             },
         }
     )
-    try:
-        path = write_summary(results_dir, batch_id, summary)
-    except OSError as error:
-        logger.error("cannot write the batch summary to %s: %s", results_dir, error.strerror or error)
-        return exit_code if exit_code != EXIT_OK else EXIT_JOB_FAILED
+    summary_name = _write_summary_file(results_dir, batch_id, summary)
+    if summary_name is None and exit_code == EXIT_OK:
+        exit_code = EXIT_JOB_FAILED
+    # This line is the only record of the batch when the summary could not be written.
     counts = summary["counts"]
     logger.info(
         "batch %s: %d jobs, %d succeeded, %d failed, %d skipped, %d invalid, %d cancelled; "
@@ -381,10 +399,19 @@ def run_batch(
         counts["invalid"],
         counts["cancelled"],
         revoked,
-        path.name,
+        summary_name or "not written",
         exit_code,
     )
     return exit_code
+
+
+def _write_summary_file(results_dir: Path, batch_id: str, summary: dict[str, Any]) -> str | None:
+    """Write the summary; return its file name, or None after logging why it failed."""
+    try:
+        return write_summary(results_dir, batch_id, summary).name
+    except OSError as error:
+        logger.error("cannot write the batch summary to %s: %s", results_dir, error.strerror or error)
+        return None
 
 
 def _process_jobs(

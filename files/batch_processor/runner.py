@@ -1,8 +1,9 @@
 """One batch: list, read, schedule by priority, process and record every job.
 
-Every job listed ends with exactly one result file, whatever happens: a job
-whose configuration could not be read is `failed`, one that breaks the schema
-is `invalid`, one not started when the batch is stopped is `cancelled`.
+Every job listed ends with exactly one result file unless results/ itself
+cannot be written (full or read-only): a job whose configuration could not be
+read is `failed`, one that breaks the schema is `invalid`, one not started
+when the batch is stopped is `cancelled`.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class BatchContext:
     time_scale: float
     cancel: threading.Event
     stop_reason: list[str] = field(default_factory=list)
+    # One message per result file that could not be written, in order.
     write_error: list[str] = field(default_factory=list)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def result_path(results_dir: Path, job_name: str, batch_id: str) -> Path:
@@ -187,9 +190,15 @@ def record(
         write_json_atomic(path, document)
     except OSError as error:
         message = f"cannot write {path}: {error.strerror or error}"
-        logger.error("job %r: %s", job.name, message)
-        if not context.write_error:
+        with context.write_lock:
             context.write_error.append(message)
+            first = len(context.write_error) == 1
+        # A full or read-only folder fails every later write too: log the
+        # first failure, and the batch summary gives the count.
+        if first:
+            logger.error("job %r: %s; starting no new jobs", job.name, message)
+        else:
+            logger.debug("job %r: %s", job.name, message)
         # A batch that cannot record its results must not start more work.
         context.cancel.set()
         return JobOutcome(job.name, status, None, reason)

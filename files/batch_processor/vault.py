@@ -31,6 +31,9 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_FOLDER_DEPTH = 16
 # A token is renewed once this share of its lease has passed.
 RENEW_AT_FRACTION = 2 / 3
+# A request denied this close to its token's expiry (or later) is taken to
+# have failed because the token expired in flight, not because of the policy.
+EXPIRY_MARGIN_SECONDS = 1.0
 
 
 class VaultError(Exception):
@@ -95,7 +98,8 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, hvac.exceptions.VaultError):
         status = getattr(error, "status_code", None) or _status_of(error)
         errors = error.errors if isinstance(error.errors, list) else []
-        text = "; ".join(str(item).strip() for item in errors if isinstance(item, str))
+        # Vault joins several errors into one multi-line string: keep one line.
+        text = "; ".join(" ".join(item.split()) for item in errors if isinstance(item, str))
         label = f"HTTP {status}" if status else type(error).__name__
         return f"{label}: {text}" if text else label
     if isinstance(error, requests.exceptions.ConnectionError):
@@ -162,6 +166,8 @@ class VaultSession:
         self._renewable = False
         self._issued_at = 0.0
         self._token_lock = threading.Lock()
+        # Serializes renewals and new logins between the keeper and the readers.
+        self._refresh_lock = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._stop_keeper = threading.Event()
         self.client = self._new_client(token="")
@@ -186,11 +192,24 @@ class VaultSession:
 
     # -- retries ---------------------------------------------------------
 
-    def call(self, request: str, operation: Callable[[], T]) -> T:
-        """Run one Vault request with the retry policy; `request` names it in errors."""
+    def call(
+        self,
+        request: str,
+        operation: Callable[[], T],
+        *,
+        retry: RetryPolicy | None = None,
+        mark_unavailable: bool = True,
+    ) -> T:
+        """Run one Vault request with the retry policy; `request` names it in errors.
+
+        `retry` replaces the session's policy for this call. With
+        `mark_unavailable` false, running out of attempts fails this call
+        only and leaves the session usable for the others.
+        """
         if self.unavailable_reason is not None:
             raise VaultUnavailable(f"{request}: skipped, Vault is unavailable ({self.unavailable_reason})")
-        delays = self.retry.delays()
+        policy = retry or self.retry
+        delays = policy.delays()
         while True:
             try:
                 return operation()
@@ -200,10 +219,10 @@ class VaultSession:
                 delay = next(delays, None)
                 reason = describe_error(error)
                 if delay is None:
-                    self.unavailable_reason = f"{reason} at {self.settings.addr}"
+                    if mark_unavailable:
+                        self.unavailable_reason = f"{reason} at {self.settings.addr}"
                     raise VaultUnavailable(
-                        f"{request} failed after {self.retry.attempts} attempts: {reason} "
-                        f"at {self.settings.addr}"
+                        f"{request} failed after {policy.attempts} attempts: {reason} at {self.settings.addr}"
                     ) from error
                 logger.warning("%s: %s, retrying in %.2f s", request, reason, delay)
                 if self.cancel.wait(delay):
@@ -230,9 +249,11 @@ class VaultSession:
                 ),
             )
         except hvac.exceptions.InvalidRequest as error:
+            # Vault returns 400 both for a wrong password and for a user that
+            # does not exist in this namespace's userpass mount.
             raise LoginFailed(
                 f"{request} was rejected ({describe_error(error)}); check the username and "
-                "the password in VAULT_PASSWORD_FILE"
+                "the password in VAULT_PASSWORD_FILE, and that the user exists in VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(
@@ -285,16 +306,33 @@ class VaultSession:
                     return
 
     def _renew_or_login(self, previous_lease: float) -> None:
+        with self._refresh_lock:
+            self._renew_or_login_locked(previous_lease)
+
+    def _renew_or_login_locked(self, previous_lease: float) -> None:
         renewed_lease = 0.0
         if self._renewable:
+            # One attempt, and a failure does not mark Vault unavailable: a
+            # token past its max TTL makes OpenBao return 500 ("past the max
+            # TTL, cannot renew"), which only a new login can fix. The login
+            # below has the full retry policy, so an outage is still noticed.
             try:
-                response = self.call("token renewal", self.client.auth.token.renew_self)
+                response = self.call(
+                    "token renewal",
+                    self.client.auth.token.renew_self,
+                    retry=RetryPolicy(attempts=1),
+                    mark_unavailable=False,
+                )
                 renewed_lease = float(response["auth"].get("lease_duration") or 0)
-            except hvac.exceptions.VaultError as error:
-                logger.warning("token renewal rejected (%s); logging in again", describe_error(error))
-        # A renewal that comes back much shorter has hit the token's max TTL:
-        # a new login is the only way to get more time.
-        if renewed_lease >= previous_lease / 2:
+            except (hvac.exceptions.VaultError, VaultError) as error:
+                reason = (
+                    describe_error(error) if isinstance(error, hvac.exceptions.VaultError) else str(error)
+                )
+                logger.warning("token renewal failed (%s); logging in again", reason)
+        # A renewal that comes back shorter has hit the token's max TTL. Riding
+        # out the rest would leave requests in flight little margin, and only
+        # a new login gives more time, so log in again now.
+        if renewed_lease >= previous_lease:
             with self._token_lock:
                 self._lease_seconds = renewed_lease
                 self._issued_at = time.monotonic()
@@ -302,6 +340,33 @@ class VaultSession:
             logger.info("token renewed (lease %.0f s)", renewed_lease)
             return
         self._login()
+
+    def _replace_expired_token(self, used_token: str) -> bool:
+        """Log in again if `used_token` has expired; return True when a newer token is ready."""
+        with self._refresh_lock:
+            if self.client.token != used_token:
+                return True
+            with self._token_lock:
+                lease, issued = self._lease_seconds, self._issued_at
+            if lease <= 0 or time.monotonic() < issued + lease - EXPIRY_MARGIN_SECONDS:
+                return False
+            self._login()
+            return True
+
+    def call_with_token(self, request: str, operation: Callable[[], T]) -> T:
+        """Run `operation` like call(), once more with a new token if the token expired in flight.
+
+        A request sent just before its token expires can reach Vault after
+        and be denied with 403 although the policy allows it.
+        """
+        used_token = self.client.token
+        try:
+            return self.call(request, operation)
+        except hvac.exceptions.Forbidden:
+            if not self._replace_expired_token(used_token):
+                raise
+        logger.info("%s: the token expired during the request; retrying with a new token", request)
+        return self.call(request, operation)
 
     def stop_keeper(self) -> None:
         self._stop_keeper.set()
@@ -353,7 +418,7 @@ class VaultSession:
             prefix, depth = pending.pop()
             path = f"{folder}/{prefix}".rstrip("/")
             try:
-                response = self.call(
+                response = self.call_with_token(
                     f"LIST {mount}/metadata/{path}",
                     lambda path=path: self.client.secrets.kv.v2.list_secrets(path=path, mount_point=mount),
                 )
@@ -385,14 +450,19 @@ class VaultSession:
         path = f"{folder}/{name}"
         request = f"GET {mount}/data/{path}"
         try:
-            response = self.call(
+            response = self.call_with_token(
                 request,
                 lambda: self.client.secrets.kv.v2.read_secret_version(
                     path=path, mount_point=mount, raise_on_deleted_version=False
                 ),
             )
         except hvac.exceptions.InvalidPath as error:
-            raise NotFound(f"{request}: not found") from error
+            # KV v2 returns 404 for a deleted or destroyed latest version but
+            # still sends its metadata. hvac returns that body for a deleted
+            # version only and raises for a destroyed one.
+            response = error.json if isinstance(error.json, dict) else {}
+            if not isinstance((response.get("data") or {}).get("metadata"), dict):
+                raise NotFound(f"{request}: not found") from error
         except hvac.exceptions.Forbidden as error:
             raise VaultError(f"{request} was denied ({describe_error(error)})") from error
         except hvac.exceptions.VaultError as error:

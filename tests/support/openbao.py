@@ -96,15 +96,21 @@ class OpenBaoServer:
         raise RuntimeError(f"bao server did not become ready in {START_TIMEOUT_SECONDS} s")
 
     def stop(self) -> None:
-        """Stop the server process and its process group."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        """Stop the server process and its process group, then delete its folder.
+
+        The folder holds the server log, which contains the root token and
+        the unseal key, so it must not outlive the server.
+        """
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     def log_tail(self, lines: int = 30) -> str:
         if self.workdir is None:

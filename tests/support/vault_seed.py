@@ -11,6 +11,7 @@ import secrets
 import urllib.error
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from support.openbao import OpenBaoServer
 
@@ -42,20 +43,23 @@ class BatchVault:
 
     def put_job(self, name: str, data: Any) -> None:
         """Write one job configuration as a new KV v2 version."""
-        self.server.request(
-            "POST", f"{self.mount}/data/{self.jobs_path}/{name}", {"data": data}, namespace=self.namespace
-        )
+        self.server.request("POST", self._path("data", name), {"data": data}, namespace=self.namespace)
 
     def delete_latest(self, name: str) -> None:
-        self.server.request("DELETE", f"{self.mount}/data/{self.jobs_path}/{name}", namespace=self.namespace)
+        self.server.request("DELETE", self._path("data", name), namespace=self.namespace)
 
     def destroy_versions(self, name: str, versions: list[int]) -> None:
         self.server.request(
             "POST",
-            f"{self.mount}/destroy/{self.jobs_path}/{name}",
+            self._path("destroy", name),
             {"versions": versions},
             namespace=self.namespace,
         )
+
+    def _path(self, kind: str, name: str) -> str:
+        # Job names may hold "?", "#", "%" or spaces: escape each one, keep "/"
+        # so a name with a slash lands in a subfolder as it would in Vault.
+        return f"{self.mount}/{kind}/{self.jobs_path}/{quote(name, safe='/')}"
 
     def env(self) -> dict[str, str]:
         """Return the processor's environment for this namespace, password excluded."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,19 @@ def test_secret_filter_redacts_messages(tmp_path: Path) -> None:
     assert "hvs.token-value" not in text
     assert text.count("<redacted>") == 2
     assert "failed (RuntimeError)" in text
+
+
+def test_existing_log_made_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_PASSWORD": "x", "BATCH_DATA_DIR": str(tmp_path)}
+    monkeypatch.setattr(cli, "current_environment", lambda: env)
+    log_file = tmp_path / "logs" / "batch-processing.log"
+    log_file.parent.mkdir()
+    log_file.write_text("written by an older version\n")
+    log_file.chmod(0o644)
+    holder = RunLock(tmp_path)
+    holder.acquire()
+    try:
+        assert cli.main(["run"]) == 5
+    finally:
+        holder.release()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
