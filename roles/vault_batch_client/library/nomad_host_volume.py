@@ -85,8 +85,8 @@ attributes:
     support: full
 notes:
   - Needs Nomad 1.10 or newer for dynamic host volumes.
-  - "ACL capabilities: C(agent:read) or C(node:read) to find the node, and
-    C(host-volume-register) in the namespace for O(mode=dynamic)."
+  - "ACL capabilities: C(node:read), C(agent:read) for O(node_lookup=agent), and
+    C(host-volume-read) and C(host-volume-register) in the namespace for O(mode=dynamic)."
 """
 
 EXAMPLES = r"""
