@@ -1,10 +1,11 @@
 """Run the whole flow on this machine: OpenBao, the role, one batch, the summary.
 
 `make demo` calls this. It starts a real OpenBao dev server and the Nomad
-API double (from tests/support) on loopback ports, applies site.yml to
-localhost with the demo inventory, forces one launch of the periodic job so
-the batch runs with the job's own command, environment and credential
-template, prints the summary as a table and stops both servers. Everything
+API double (from tests/support) on loopback ports and applies site.yml to
+localhost with the demo inventory. With vault_batch_client_run_now set, the
+role registers the periodic job and forces one launch, so the batch runs
+with the job's own command, environment and credential template. The demo
+then prints the summary as a table and stops both servers. Everything
 it writes goes below .demo/ in the repository.
 """
 
@@ -16,8 +17,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from support.nomad_double import NomadDouble  # noqa: E402
 from support.openbao import OpenBaoServer  # noqa: E402
 
 DEMO_DIR = REPO / ".demo"
-JOB_ID = "vault-batch-processor"
 ALLOCATION_TIMEOUT_SECONDS = 300
 
 
@@ -64,25 +62,6 @@ def write_encrypted_password(password: str) -> tuple[Path, Path]:
         stdout=subprocess.DEVNULL,
     )
     return secrets_file, vault_password_file
-
-
-def nomad_request(nomad: NomadDouble, method: str, path: str) -> Any:
-    request = urllib.request.Request(f"{nomad.addr}{path}", method=method)  # noqa: S310 - loopback
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return json.loads(response.read() or b"null")
-
-
-def force_launch(nomad: NomadDouble) -> dict[str, Any]:
-    """Force one launch of the periodic job, as `nomad job periodic force` does, and wait for it."""
-    evaluation = nomad_request(nomad, "POST", f"/v1/job/{JOB_ID}/periodic/force")
-    deadline = time.monotonic() + 30
-    allocations: list[dict[str, Any]] = []
-    while not allocations and time.monotonic() < deadline:
-        allocations = nomad.allocations_for_evaluation(evaluation["EvalID"])
-        time.sleep(0.1)
-    if not allocations:
-        raise SystemExit("the forced launch was not placed: see the evaluation in the Nomad double's log")
-    return nomad.wait_for_allocation(allocations[0]["ID"], timeout=ALLOCATION_TIMEOUT_SECONDS)
 
 
 def print_summary(results_dir: Path) -> dict[str, Any]:
@@ -137,12 +116,15 @@ def main() -> int:
                 str(vault_password_file),
                 "--extra-vars",
                 json.dumps(
-                    {"vault_batch_client_nomad_addr": nomad.addr, "vault_batch_client_time_scale": 0.2}
+                    {
+                        "vault_batch_client_nomad_addr": nomad.addr,
+                        "vault_batch_client_time_scale": 0.2,
+                        "vault_batch_client_run_now": True,
+                        "vault_batch_client_run_now_timeout": ALLOCATION_TIMEOUT_SECONDS,
+                    }
                 ),
             ],
         )
-        allocation = force_launch(nomad)
-        print(f"allocation {allocation['ID'][:8]}: {allocation['ClientStatus']}")
         summary = print_summary(DEMO_DIR / "vault-clients" / "results")
     finally:
         nomad.stop()

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import secrets
 import stat
 import subprocess
-import sys
-import time
 import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,61 +14,15 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from support.nomad_double import NomadDouble
 from support.openbao import OpenBaoServer, free_port
+from support.playbook import REPO_DIR, PlaybookRun, run_site
 from support.vault_seed import BATCH_POLICY
 
 pytestmark = pytest.mark.integration
 
-REPO_DIR = Path(__file__).resolve().parents[2]
 JOBS_DIR = REPO_DIR / "files" / "jobs"
 NAMESPACE = "admin/client_population/batch"
-RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
-
-
-@dataclass
-class PlaybookRun:
-    """Exit status, output and duration of one ansible-playbook run."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def recap(self) -> dict[str, int]:
-        """Return the PLAY RECAP counts of the single host."""
-        matches = list(RECAP_LINE.finditer(self.stdout))
-        assert len(matches) == 1, self.stdout[-3000:]
-        return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", matches[0]["counts"])}
-
-
-def run_site(vault_addr: str, token: str, demo_dir: Path, password: str, *args: str) -> PlaybookRun:
-    """Run site.yml with the demo inventory; Vault settings and password go in via the environment."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("VAULT_", "NOMAD_"))}
-    venv_bin = str(Path(sys.executable).parent)
-    env.update(
-        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(REPO_DIR / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        VAULT_ADDR=vault_addr,
-        VAULT_TOKEN=token,
-        DEMO_DIR=str(demo_dir),
-        DEMO_PROCESSOR_PASSWORD=password,
-    )
-    started = time.monotonic()
-    completed = subprocess.run(
-        [f"{venv_bin}/ansible-playbook", "site.yml", "-i", "inventory/demo", *args],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return PlaybookRun(completed.returncode, completed.stdout, completed.stderr, time.monotonic() - started)
 
 
 def job_files() -> dict[str, dict]:
@@ -98,6 +48,7 @@ class SeededRole:
     """A server that the role ran against twice, with both runs."""
 
     server: OpenBaoServer
+    nomad: NomadDouble
     password: str
     base_dir: Path
     first: PlaybookRun
@@ -113,14 +64,20 @@ def seeded_role(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededRole
     read-back tests can share one seeded server.
     """
     server = OpenBaoServer().start()
+    nomad = NomadDouble(node_name="lil-pakalolo", data_dir=tmp_path_factory.mktemp("nomad")).start()
     try:
         demo_dir = tmp_path_factory.mktemp("demo")
         password = "pw-" + secrets.token_urlsafe(18)
-        first = run_site(server.addr, server.root_token, demo_dir, password, "--diff", "-v")
-        second = run_site(server.addr, server.root_token, demo_dir, password, "--diff", "-v")
+        first = run_site(
+            server.addr, server.root_token, demo_dir, password, "--diff", "-v", nomad_addr=nomad.addr
+        )
+        second = run_site(
+            server.addr, server.root_token, demo_dir, password, "--diff", "-v", nomad_addr=nomad.addr
+        )
         print(f"role run: first {first.seconds:.1f} s, second {second.seconds:.1f} s")
-        yield SeededRole(server, password, demo_dir / "vault-clients", first, second)
+        yield SeededRole(server, nomad, password, demo_dir / "vault-clients", first, second)
     finally:
+        nomad.stop()
         server.stop()
 
 
@@ -249,12 +206,16 @@ def test_nomad_job_file_structure(seeded_role: SeededRole) -> None:
     group = job["group"][0]["processor"]
     assert group["restart"][0]["attempts"] == 0
     assert group["reschedule"][0] == {"attempts": 0, "unlimited": False}
-    assert group["volume"][0]["vault-clients"]["source"] == "vault-clients-lil-pakalolo"
+    volume = group["volume"][0]["vault-clients"]
+    assert volume["source"] == "vault-clients-lil-pakalolo"
+    assert volume["access_mode"] == "single-node-writer"
+    assert volume["attachment_mode"] == "file-system"
 
     task = group["task"][0]["batch-processor"]
     assert task["config"][0]["command"] == "/opt/vault-clients/scripts/venv/bin/python"
     assert task["config"][0]["args"] == ["-m", "batch_processor", "run"]
     assert task["volume_mount"][0]["destination"] == "/opt/vault-clients"
+    assert task["kill_signal"] == "SIGTERM"
     assert task["kill_timeout"] == "45s"
     env = task["env"][0]
     assert env["VAULT_NAMESPACE"] == NAMESPACE
@@ -262,18 +223,35 @@ def test_nomad_job_file_structure(seeded_role: SeededRole) -> None:
     assert env["PYTHONPATH"] == "/opt/vault-clients/scripts"
     assert "VAULT_PASSWORD" not in env
     template = task["template"][0]
-    assert template["destination"] == "${NOMAD_SECRETS_DIR}/vault-password"
+    assert template["destination"] == "secrets/vault-password"
     assert 'nomadVar "nomad/jobs/vault-batch-processor"' in template["data"]
 
 
-def test_role_updates_changed_password(fresh_openbao: OpenBaoServer, tmp_path: Path) -> None:
+def test_role_updates_changed_password(
+    fresh_openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path
+) -> None:
     old_password = "old-" + secrets.token_urlsafe(12)
     new_password = "new-" + secrets.token_urlsafe(12)
     tags = ("--tags", "vault_batch_client_preflight,vault_batch_client_vault")
-    first = run_site(fresh_openbao.addr, fresh_openbao.root_token, tmp_path, old_password, *tags)
+    first = run_site(
+        fresh_openbao.addr,
+        fresh_openbao.root_token,
+        tmp_path,
+        old_password,
+        *tags,
+        nomad_addr=nomad_double.addr,
+    )
     assert first.returncode == 0, first.output[-4000:]
 
-    second = run_site(fresh_openbao.addr, fresh_openbao.root_token, tmp_path, new_password, *tags, "--diff")
+    second = run_site(
+        fresh_openbao.addr,
+        fresh_openbao.root_token,
+        tmp_path,
+        new_password,
+        *tags,
+        "--diff",
+        nomad_addr=nomad_double.addr,
+    )
     assert second.returncode == 0, second.output[-4000:]
     assert second.recap()["changed"] == 1
     assert new_password not in second.output
@@ -282,7 +260,9 @@ def test_role_updates_changed_password(fresh_openbao: OpenBaoServer, tmp_path: P
         login(fresh_openbao, old_password)
 
 
-def test_check_mode_changes_nothing(fresh_openbao: OpenBaoServer, tmp_path: Path) -> None:
+def test_check_mode_changes_nothing(
+    fresh_openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path
+) -> None:
     run = run_site(
         fresh_openbao.addr,
         fresh_openbao.root_token,
@@ -290,6 +270,7 @@ def test_check_mode_changes_nothing(fresh_openbao: OpenBaoServer, tmp_path: Path
         "pw-" + secrets.token_hex(8),
         "--check",
         "--diff",
+        nomad_addr=nomad_double.addr,
     )
     assert run.returncode == 0, run.output[-4000:]
     assert run.recap()["changed"] > 0
@@ -302,7 +283,13 @@ def test_check_mode_changes_nothing(fresh_openbao: OpenBaoServer, tmp_path: Path
 def test_check_mode_on_seeded_vault_predicts_nothing(seeded_role: SeededRole, tmp_path: Path) -> None:
     server = seeded_role.server
     run = run_site(
-        server.addr, server.root_token, seeded_role.base_dir.parent, seeded_role.password, "--check", "--diff"
+        server.addr,
+        server.root_token,
+        seeded_role.base_dir.parent,
+        seeded_role.password,
+        "--check",
+        "--diff",
+        nomad_addr=seeded_role.nomad.addr,
     )
     assert run.returncode == 0, run.output[-4000:]
     assert run.recap()["changed"] == 0, run.stdout[-6000:]
@@ -326,12 +313,18 @@ def test_check_mode_on_seeded_vault_predicts_nothing(seeded_role: SeededRole, tm
     ],
 )
 def test_bad_input_stops_in_preflight(
-    openbao: OpenBaoServer, tmp_path: Path, extra_vars: dict, message: str
+    openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path, extra_vars: dict, message: str
 ) -> None:
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(extra_vars))
     run = run_site(
-        openbao.addr, openbao.root_token, tmp_path, "pw-" + secrets.token_hex(8), "-e", f"@{vars_file}"
+        openbao.addr,
+        openbao.root_token,
+        tmp_path,
+        "pw-" + secrets.token_hex(8),
+        "-e",
+        f"@{vars_file}",
+        nomad_addr=nomad_double.addr,
     )
     assert run.returncode != 0
     assert message in run.output, run.output[-3000:]
@@ -339,21 +332,33 @@ def test_bad_input_stops_in_preflight(
     assert not (tmp_path / "vault-clients").exists()
 
 
-def test_unreachable_vault_stops_in_preflight(tmp_path: Path) -> None:
-    run = run_site(f"http://127.0.0.1:{free_port()}", "unused", tmp_path, "pw-" + secrets.token_hex(8))
+def test_unreachable_vault_stops_in_preflight(nomad_double: NomadDouble, tmp_path: Path) -> None:
+    run = run_site(
+        f"http://127.0.0.1:{free_port()}",
+        "unused",
+        tmp_path,
+        "pw-" + secrets.token_hex(8),
+        nomad_addr=nomad_double.addr,
+    )
     assert run.returncode != 0
     assert "is not ready" in run.output, run.output[-3000:]
     assert not (tmp_path / "vault-clients").exists()
 
 
-def test_rejected_token_stops_in_preflight(openbao: OpenBaoServer, tmp_path: Path) -> None:
-    run = run_site(openbao.addr, "not-a-token", tmp_path, "pw-" + secrets.token_hex(8))
+def test_rejected_token_stops_in_preflight(
+    openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path
+) -> None:
+    run = run_site(
+        openbao.addr, "not-a-token", tmp_path, "pw-" + secrets.token_hex(8), nomad_addr=nomad_double.addr
+    )
     assert run.returncode != 0
     assert "Vault rejected vault_batch_client_vault_token" in run.output, run.output[-3000:]
     assert "not-a-token" not in run.output
 
 
-def test_missing_parent_namespace_stops_in_preflight(openbao: OpenBaoServer, tmp_path: Path) -> None:
+def test_missing_parent_namespace_stops_in_preflight(
+    openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path
+) -> None:
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(
         json.dumps(
@@ -364,7 +369,13 @@ def test_missing_parent_namespace_stops_in_preflight(openbao: OpenBaoServer, tmp
         )
     )
     run = run_site(
-        openbao.addr, openbao.root_token, tmp_path, "pw-" + secrets.token_hex(8), "-e", f"@{vars_file}"
+        openbao.addr,
+        openbao.root_token,
+        tmp_path,
+        "pw-" + secrets.token_hex(8),
+        "-e",
+        f"@{vars_file}",
+        nomad_addr=nomad_double.addr,
     )
     assert run.returncode != 0
     assert "was not found: create it, or set vault_batch_client_vault_create_parent_namespace" in run.output
