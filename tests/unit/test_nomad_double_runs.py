@@ -162,6 +162,21 @@ def test_forced_launch_runs_task_to_complete(double, client, volume_dir):
     assert child["Periodic"] is None
 
 
+@pytest.mark.parametrize("destination", ["secrets/vault-password", "${NOMAD_SECRETS_DIR}/vault-password"])
+def test_template_destination_inside_task(double, client, volume_dir, destination):
+    set_password(client)
+    job = job_running(client, REPORT_SCRIPT)
+    job["TaskGroups"][0]["Tasks"][0]["Templates"][0]["DestPath"] = destination
+
+    evaluation = register_and_force(client, job)
+    allocation = double.wait_for_allocation(only_allocation(client, evaluation)["ID"], timeout=30)
+
+    assert allocation["ClientStatus"] == "complete"
+    rendered = double.data_dir / "alloc" / allocation["ID"] / TASK / "secrets" / "vault-password"
+    assert rendered.is_file()
+    assert json.loads((volume_dir / "report.json").read_text())["password"] == PASSWORD
+
+
 def test_secret_never_in_job_or_alloc_json(double, client, volume_dir):
     set_password(client)
     evaluation = register_and_force(client, job_running(client, REPORT_SCRIPT))

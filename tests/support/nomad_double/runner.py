@@ -86,6 +86,10 @@ def signal_number(name: str) -> int:
         raise ValueError(f'invalid kill_signal "{name}"') from None
 
 
+# The folders as a task sees them; template destinations resolve against these.
+TASK_VIEW_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
+
+
 @dataclass
 class TaskPlan:
     """Everything needed to start one task, resolved from the job and the node."""
@@ -280,7 +284,11 @@ class AllocationRunner:
         """Render every template; return False when the task must fail."""
         missing_reported: set[str] = set()
         for template in plan.task.get("Templates") or []:
-            destination = interpolate(template["DestPath"], plan.env, self.node)
+            # Nomad interpolates a destination with the task's own view of its
+            # folders ("/secrets", "/local", "/alloc"), then places it inside the
+            # task directory.
+            in_task_env = {**plan.env, **TASK_VIEW_DIRS}
+            destination = interpolate(template["DestPath"], in_task_env, self.node)
             target = plan.task_dir / destination.lstrip("/")
             if not target.resolve().is_relative_to(plan.task_dir.resolve()):
                 return self._fail_template(plan.name, f"destination {destination} escapes the task directory")
