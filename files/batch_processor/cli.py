@@ -176,8 +176,11 @@ def validate_files(paths: Sequence[Path]) -> int:
             print(f"{path}: cannot read: {error.strerror}", file=sys.stderr)
             status = EXIT_USAGE
             continue
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            print(f"{path}: invalid JSON: {error}")
+        except (ValueError, RecursionError) as error:
+            # ValueError covers malformed JSON, bad UTF-8 and integers too long to convert.
+            print(
+                f"{path}: invalid JSON: {error if not isinstance(error, RecursionError) else 'nested too deeply'}"
+            )
             status = max(status, EXIT_JOB_FAILED)
             continue
         try:
@@ -218,7 +221,15 @@ def _run_with_settings(settings: Settings) -> int:
     except DataDirError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    batch_filter = configure_logging(logs_dir, settings.log_level, lambda: known_secrets)
+    try:
+        batch_filter = configure_logging(logs_dir, settings.log_level, lambda: known_secrets)
+    except OSError as error:
+        print(
+            f"error: cannot open the log file in {logs_dir}: {error.strerror or error}; "
+            "it must be a regular file the task user can write",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     lock = RunLock(settings.data_dir)
     try:
@@ -228,7 +239,7 @@ def _run_with_settings(settings: Settings) -> int:
         close_logging()
         return EXIT_LOCKED
     except OSError as error:
-        logger.error("cannot open the lock file in %s: %s", settings.data_dir, error.strerror)
+        logger.error("cannot open the lock file in %s: %s", settings.data_dir, error.strerror or error)
         close_logging()
         return EXIT_USAGE
     try:
@@ -272,20 +283,36 @@ def run_batch(
     known_secrets: list[str],
 ) -> int:
     """Log in, process every job, then revoke the token and write the summary on every path."""
-    batch_id = new_batch_id()
-    batch_filter.batch_id = batch_id
-    started = time.monotonic()
-    started_at = utc_now()
-    remove_stale_temp_files(results_dir)
-
     context = BatchContext(
-        batch_id=batch_id,
+        batch_id=new_batch_id(),
         results_dir=results_dir,
         time_scale=settings.time_scale,
         cancel=threading.Event(),
     )
     catcher = _SignalCatcher(context)
     catcher.install()
+    try:
+        return _run_batch(settings, results_dir, batch_filter, known_secrets, context, catcher)
+    finally:
+        # Restored only once the summary is written: until then a second
+        # SIGTERM or SIGINT must reach the handler, not end the process.
+        catcher.restore()
+
+
+def _run_batch(
+    settings: Settings,
+    results_dir: Path,
+    batch_filter: _BatchIdFilter,
+    known_secrets: list[str],
+    context: BatchContext,
+    catcher: _SignalCatcher,
+) -> int:
+    batch_id = context.batch_id
+    batch_filter.batch_id = batch_id
+    started = time.monotonic()
+    started_at = utc_now()
+    remove_stale_temp_files(results_dir)
+
     session = VaultSession(
         ConnectionSettings(
             addr=settings.vault_addr,
@@ -345,7 +372,6 @@ def run_batch(
     finally:
         revoked, revoke_error = session.revoke_tokens() if session.tokens else (None, None)
         session.close()
-        catcher.restore()
 
     if catcher.signal_number is not None:
         summary["signal"] = signal.Signals(catcher.signal_number).name
@@ -358,6 +384,10 @@ def run_batch(
         status, exit_code = BatchStatus.ABORTED, EXIT_JOB_FAILED
     if revoke_error:
         logger.error("token revocation failed: %s", revoke_error)
+        # A token left alive is a Vault failure the operator must see, even
+        # when every job succeeded.
+        if exit_code == EXIT_OK:
+            exit_code = EXIT_VAULT
 
     summary.update(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -34,6 +35,8 @@ def prepare_data_dir(data_dir: Path) -> tuple[Path, Path]:
     """
     folders = (data_dir / "logs", data_dir / "results")
     for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise DataDirError(f"{folder} exists but is not a folder; remove it or set BATCH_DATA_DIR")
         try:
             folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         except OSError as error:
@@ -55,6 +58,9 @@ def remove_stale_temp_files(folder: Path) -> int:
     """
     removed = 0
     for path in folder.glob(f".*{TEMP_SUFFIX}"):
+        # Only regular files can be ours; anything else is left for the operator.
+        if path.is_symlink() or not path.is_file():
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1
@@ -105,7 +111,15 @@ class RunLock:
         self._handle: TextIO | None = None
 
     def acquire(self) -> None:
-        handle = self.path.open("a", encoding="utf-8")
+        # O_NOFOLLOW: a symlink planted at the lock path must not make the
+        # processor truncate the file it points to.
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise OSError(error.errno, f"{self.path} is a symlink; remove it") from error
+            raise
+        handle = os.fdopen(descriptor, "r+", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:

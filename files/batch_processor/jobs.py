@@ -57,8 +57,10 @@ def _describe(value: Any) -> str:
         dict: "object",
         type(None): "null",
     }.get(type(value), type(value).__name__)
-    if isinstance(value, (list, dict)):
+    if value is None or isinstance(value, (list, dict)):
         return type_name
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"{type_name} with {len(str(abs(value))) if value.bit_length() < 10000 else 'thousands of'} digits"
     preview = repr(value)
     if len(preview) > _VALUE_PREVIEW_LENGTH:
         preview = preview[: _VALUE_PREVIEW_LENGTH - 3] + "..."
@@ -95,9 +97,11 @@ def validate_job_config(data: Any) -> JobConfig:
         duration = data["duration_seconds"]
         if isinstance(duration, bool) or not isinstance(duration, (int, float)):
             raise InvalidJobConfig(f"duration_seconds must be a number of seconds, got {_describe(duration)}")
-        if not math.isfinite(duration) or duration < 0 or duration > MAX_DURATION_SECONDS:
+        # Integers are compared as they are: a 400-digit one would overflow float().
+        in_range = 0 <= duration <= MAX_DURATION_SECONDS
+        if not in_range or (isinstance(duration, float) and not math.isfinite(duration)):
             raise InvalidJobConfig(
-                f"duration_seconds must be between 0 and {MAX_DURATION_SECONDS:g}, got {duration!r}"
+                f"duration_seconds must be between 0 and {MAX_DURATION_SECONDS:g}, got {_describe(duration)}"
             )
         duration_seconds = float(duration)
     else:

@@ -25,10 +25,11 @@ from typing import Any
 from batch_processor import SCHEMA_VERSION
 from batch_processor.files import fsync_folder, write_json_atomic
 from batch_processor.jobs import InvalidJobConfig, JobConfig, safe_file_stem, validate_job_config
-from batch_processor.vault import NotFound, VaultError, VaultSession, VaultUnavailable
+from batch_processor.vault import KvSecret, NotFound, VaultError, VaultSession, VaultUnavailable
 
 logger = logging.getLogger(__name__)
 
+UNAVAILABLE_LOG_LIMIT = 3
 POLL_SECONDS = 0.2
 # Threads that write result files while the next jobs work. Concurrent fsync
 # calls on one file system can share a journal commit, so short jobs are not
@@ -96,6 +97,7 @@ class BatchContext:
     # One message per result file that could not be written, in order.
     write_error: list[str] = field(default_factory=list)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    unavailable_failures: int = 0
 
 
 def result_path(results_dir: Path, job_name: str, batch_id: str) -> Path:
@@ -119,41 +121,52 @@ def read_configs(
     def read_one(job: Job) -> None:
         if cancel.is_set():
             return
-        try:
-            secret = session.read_job(mount, folder, job.name)
-        except NotFound:
-            job.status, job.reason = (
-                JobStatus.SKIPPED,
-                "configuration not found: deleted after listing",
-            )
-            return
-        except VaultUnavailable as error:
-            job.status, job.reason, job.vault_unavailable = JobStatus.FAILED, str(error), True
-            return
-        except VaultError as error:
-            job.status, job.reason = JobStatus.FAILED, str(error)
-            return
-        job.version = secret.version
-        if secret.destroyed:
-            job.status, job.reason = (
-                JobStatus.SKIPPED,
-                f"latest version {secret.version} is destroyed",
-            )
-            return
-        if secret.deleted:
-            job.status, job.reason = (
-                JobStatus.SKIPPED,
-                f"latest version {secret.version} is deleted",
-            )
-            return
-        try:
-            job.config = validate_job_config(secret.data)
-        except InvalidJobConfig as error:
-            job.status, job.reason = JobStatus.INVALID, str(error)
+        secret = _fetch_config(session, mount, folder, job)
+        if secret is not None:
+            _apply_config(job, secret)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read") as pool:
         for _ in pool.map(read_one, jobs):
             pass
+
+
+def _fetch_config(session: VaultSession, mount: str, folder: str, job: Job) -> KvSecret | None:
+    """Read one job's secret; on failure set the job's status and reason and return None."""
+    try:
+        return session.read_job(mount, folder, job.name)
+    except NotFound:
+        job.status, job.reason = JobStatus.SKIPPED, "configuration not found: deleted after listing"
+    except VaultUnavailable as error:
+        job.status, job.reason, job.vault_unavailable = JobStatus.FAILED, str(error), True
+    except VaultError as error:
+        job.status, job.reason = JobStatus.FAILED, str(error)
+    except RecursionError:
+        # The JSON decoder gives up on data nested thousands of levels deep.
+        job.status, job.reason = JobStatus.INVALID, "configuration is nested too deeply to decode"
+    except ValueError as error:
+        # Vault stores JSON that Python cannot decode, such as integers of
+        # more than 4,300 digits.
+        job.status, job.reason = JobStatus.INVALID, f"configuration cannot be decoded: {type(error).__name__}"
+    except Exception as error:
+        # One job's unexpected error must not cost the other jobs their results.
+        logger.exception("job %r: reading its configuration raised %s", job.name, type(error).__name__)
+        job.status = JobStatus.FAILED
+        job.reason = f"internal error reading the configuration: {type(error).__name__}"
+    return None
+
+
+def _apply_config(job: Job, secret: KvSecret) -> None:
+    """Validate a read secret into the job's configuration, or mark why the job will not run."""
+    job.version = secret.version
+    if secret.destroyed:
+        job.status, job.reason = JobStatus.SKIPPED, f"latest version {secret.version} is destroyed"
+    elif secret.deleted:
+        job.status, job.reason = JobStatus.SKIPPED, f"latest version {secret.version} is deleted"
+    else:
+        try:
+            job.config = validate_job_config(secret.data)
+        except InvalidJobConfig as error:
+            job.status, job.reason = JobStatus.INVALID, str(error)
 
 
 def _result_document(
@@ -215,6 +228,14 @@ def record(
         if status in (JobStatus.FAILED, JobStatus.INVALID, JobStatus.CANCELLED)
         else logger.info
     )
+    if job.vault_unavailable:
+        # When Vault is down every remaining job fails for the same reason:
+        # log the first few and count the rest.
+        with context.write_lock:
+            context.unavailable_failures += 1
+            quiet = context.unavailable_failures > UNAVAILABLE_LOG_LIMIT
+        if quiet:
+            return JobOutcome(job.name, status, path.name, reason)
     log("job %r %s%s", job.name, status, f": {reason}" if reason else "")
     return JobOutcome(job.name, status, path.name, reason)
 
@@ -342,6 +363,11 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
                 collect(finished.get(timeout=POLL_SECONDS))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if context.unavailable_failures > UNAVAILABLE_LOG_LIMIT:
+        logger.warning(
+            "%d more jobs failed because Vault is unavailable",
+            context.unavailable_failures - UNAVAILABLE_LOG_LIMIT,
+        )
     return outcomes
 
 

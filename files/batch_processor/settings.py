@@ -54,7 +54,7 @@ OPTIONS = (
     Option("concurrency", "--concurrency", "BATCH_CONCURRENCY", "4", f"jobs processed at once, highest priority first, 1 to {MAX_CONCURRENCY} (default: 4)", "N"),
     Option("read_concurrency", "--read-concurrency", "BATCH_READ_CONCURRENCY", "8", f"job configurations read from Vault at once, 1 to {MAX_CONCURRENCY} (default: 8)", "N"),
     Option("request_timeout", "--request-timeout", "BATCH_REQUEST_TIMEOUT", "10", "seconds to wait for one Vault response (default: 10)", "SECONDS"),
-    Option("retry_attempts", "--retry-attempts", "BATCH_RETRY_ATTEMPTS", "5", "attempts per Vault request when Vault is unreachable or answers 5xx (default: 5)", "N"),
+    Option("retry_attempts", "--retry-attempts", "BATCH_RETRY_ATTEMPTS", "5", "attempts per Vault request when Vault is unreachable or returns 429 or 5xx (default: 5)", "N"),
     Option("retry_initial_delay", "--retry-initial-delay", "BATCH_RETRY_INITIAL_DELAY", "0.5", "seconds before the first retry; doubles each time, with jitter (default: 0.5)", "SECONDS"),
     Option("retry_max_delay", "--retry-max-delay", "BATCH_RETRY_MAX_DELAY", "8", "maximum seconds between two retries (default: 8)", "SECONDS"),
     Option("log_level", "--log-level", "BATCH_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR (default: INFO)", "LEVEL"),
@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Process the job configurations stored in Vault KV v2 and write a JSON "
         "result per job and a batch summary.",
         epilog="Exit status: 0 every job succeeded or was skipped; 1 a job failed, was invalid "
-        "or was cancelled; 2 usage or configuration error; 3 Vault login or connection failed; "
-        "4 no jobs found; 5 another run holds the lock; 130 or 143 stopped by SIGINT or SIGTERM.",
+        "or was cancelled, the batch was partial, or an internal error occurred; 2 usage or configuration error; 3 Vault login or connection failed; "
+        "4 no jobs found; 5 another run holds the lock; 130 or 143 stopped by SIGINT or SIGTERM. "
+        "A token that could not be revoked turns 0 into 3.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -160,7 +161,8 @@ def _parse_number(
     try:
         value = convert(text)
     except ValueError:
-        raise UsageError(f"invalid {name} {text!r}: expected a number") from None
+        kind = "an integer" if convert is int else "a number"
+        raise UsageError(f"invalid {name} {text!r}: expected {kind}") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError(f"invalid {name} {text!r}: expected a finite number")
     if value < minimum or (maximum is not None and value > maximum):
@@ -181,6 +183,11 @@ def read_password(password_file: str | None, env: Mapping[str, str]) -> str:
     """Return the password from the file (first line) or VAULT_PASSWORD."""
     if password_file:
         path = Path(password_file)
+        # A FIFO or device would block or never end; only a regular file is read.
+        if path.exists() and not path.is_file():
+            raise UsageError(
+                f"the password file {path} is not a regular file; point VAULT_PASSWORD_FILE at one"
+            )
         try:
             with path.open("rb") as handle:
                 raw = handle.read(MAX_PASSWORD_FILE_BYTES + 1)
@@ -194,7 +201,13 @@ def read_password(password_file: str | None, env: Mapping[str, str]) -> str:
                 f"the password file {path} is larger than {MAX_PASSWORD_FILE_BYTES} bytes; "
                 "it must hold the password alone"
             )
-        password = raw.decode("utf-8", errors="strict").split("\n", 1)[0].rstrip("\r")
+        try:
+            text = raw.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"the password file {path} is not valid UTF-8; write the password as text"
+            ) from None
+        password = text.split("\n", 1)[0].rstrip("\r")
         if not password:
             raise UsageError(f"the password file {path} is empty; write the password on its first line")
         return password
@@ -217,8 +230,18 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settin
         raise UsageError(
             "missing Vault address: set VAULT_ADDR or --vault-addr, e.g. https://vault.example:8200"
         )
-    parts = urlsplit(vault_addr)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(vault_addr)
+        port = parts.port
+    except ValueError as error:
+        raise UsageError(
+            f"invalid {names['vault_addr']} {vault_addr!r}: {error}; use e.g. https://vault.example:8200"
+        ) from None
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            f"invalid {names['vault_addr']}: it contains credentials; remove the user:password@ part"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise UsageError(
             f"invalid {names['vault_addr']} {vault_addr!r}: expected http:// or https:// and a host, "
             "e.g. https://vault.example:8200"

@@ -278,7 +278,7 @@ class VaultSession:
             # does not exist in this namespace's userpass mount.
             raise LoginFailed(
                 f"{request} was rejected ({describe_error(error)}); check the username and "
-                "the password in VAULT_PASSWORD_FILE, and that the user exists in VAULT_NAMESPACE"
+                "the password (VAULT_PASSWORD_FILE or VAULT_PASSWORD), and that the user exists in VAULT_NAMESPACE"
             ) from error
         except hvac.exceptions.InvalidPath as error:
             raise LoginFailed(

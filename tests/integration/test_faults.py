@@ -649,3 +649,22 @@ def test_sigkill_loop_leaves_only_whole_json(
     assert list(last.results_dir.glob("*.tmp")) == []
     assert list(last.results_dir.glob(".*")) == []
     assert len(last.summaries()) >= 1
+
+
+def test_failed_revocation_turns_exit_0_into_3(
+    tmp_path: Path, batch_vault: BatchVault, proxy_for: ProxyFactory
+) -> None:
+    seed_jobs(batch_vault, 2)
+    proxy = proxy_for(batch_vault.server)
+    proxy.add_fault(Fault("status", status=503, path_pattern=REVOKE_PATH))
+
+    code, run = run_processor(
+        proxied_env(batch_vault, proxy, BATCH_RETRY_ATTEMPTS="2"), batch_vault.password, tmp_path / "data"
+    )
+
+    assert code == 3, run.stderr()
+    summary = run.summary()
+    assert summary["counts"]["succeeded"] == 2
+    assert summary["exit_code"] == 3
+    assert summary["token"]["revoked"] is False
+    assert "token revocation failed" in run.stderr()

@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,44 @@ def test_threads_do_not_outlive_run(
     assert run_in_process(monkeypatch, processor_env(batch_vault, tmp_path / "data")) == 0
     after = {thread.name for thread in threading.enumerate()}
     assert after - before == set()
+
+
+def test_deeply_nested_config_invalid_alone(
+    openbao: OpenBaoServer, batch_vault: BatchVault, tmp_path: Path
+) -> None:
+    seed(batch_vault, {"plain": {"priority": "high"}})
+    depth = 5000
+    body = ('{"data": {"priority": "low", "x": ' + "[" * depth + "]" * depth + "}}").encode()
+    request = urllib.request.Request(f"{openbao.addr}/v1/kv/data/jobs/deep", data=body, method="POST")  # noqa: S310
+    request.add_header("X-Vault-Token", openbao.root_token)
+    request.add_header("X-Vault-Namespace", batch_vault.namespace)
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+
+    run = run_processor(processor_env(batch_vault, tmp_path / "data"))
+
+    assert run.returncode == 1
+    results = run.results()
+    assert results["plain"]["status"] == "succeeded"
+    assert results["deep"]["status"] == "invalid"
+    assert "nested too deeply" in results["deep"]["reason"]
+    assert run.summary()["status"] == "completed"
+
+
+def test_repeated_sigterm_still_writes_summary(batch_vault: BatchVault, tmp_path: Path) -> None:
+    seed(batch_vault, {f"job-{n}": {"duration_seconds": 30} for n in range(4)})
+    env = processor_env(batch_vault, tmp_path / "data", BATCH_TIME_SCALE="1")
+    process = start_processor(env)
+    log = tmp_path / "data" / "logs" / "batch-processing.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.exists() and "started (priority" in log.read_text()):
+        time.sleep(0.05)
+    for _ in range(5):
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+    process.communicate(timeout=20)
+
+    assert process.returncode == 128 + signal.SIGTERM
+    summaries = list((tmp_path / "data" / "results").glob("*_summary.json"))
+    assert len(summaries) == 1
+    assert json.loads(summaries[0].read_text())["status"] == "aborted"
+    assert list((tmp_path / "data" / "results").glob(".*.tmp")) == []

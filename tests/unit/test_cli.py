@@ -67,7 +67,7 @@ def test_unusable_data_dir_is_usage_error(
     env = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_PASSWORD": "x", "BATCH_DATA_DIR": str(tmp_path)}
     monkeypatch.setattr(cli, "current_environment", lambda: env)
     assert cli.main(["run"]) == 2
-    assert f"cannot create {tmp_path / 'logs'}" in capsys.readouterr().err
+    assert f"{tmp_path / 'logs'} exists but is not a folder" in capsys.readouterr().err
 
 
 def test_held_lock_exits_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,3 +118,34 @@ def test_existing_log_made_private(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     finally:
         holder.release()
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "invalid JSON: nested too deeply"),
+        ('{"duration_seconds": ' + "9" * 5000 + "}", "invalid JSON"),
+        ('{"duration_seconds": ' + "9" * 400 + "}", "invalid: duration_seconds must be between 0 and 86400"),
+    ],
+)
+def test_validate_hostile_json_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(text)
+    good = tmp_path / "good.json"
+    good.write_text("{}")
+    assert cli.main(["validate", str(hostile), str(good)]) == 1
+    output = capsys.readouterr().out
+    assert message in output
+    assert f"{good}: valid" in output
+
+
+def test_log_path_folder_is_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "logs" / "batch-processing.log").mkdir(parents=True)
+    env = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_PASSWORD": "x", "BATCH_DATA_DIR": str(tmp_path)}
+    monkeypatch.setattr(cli, "current_environment", lambda: env)
+    assert cli.main(["run"]) == 2
+    assert "cannot open the log file" in capsys.readouterr().err

@@ -91,3 +91,24 @@ def test_second_lock_is_rejected(tmp_path: Path) -> None:
     again.acquire()
     again.release()
     assert (tmp_path / ".batch.lock").read_text().strip() == str(os.getpid())
+
+
+def test_lock_refuses_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("important data\n")
+    (tmp_path / ".batch.lock").symlink_to(victim)
+    with pytest.raises(OSError, match="is a symlink"):
+        RunLock(tmp_path).acquire()
+    assert victim.read_text() == "important data\n"
+
+
+def test_stale_cleanup_skips_folders(tmp_path: Path) -> None:
+    (tmp_path / ".odd.tmp").mkdir()
+    assert remove_stale_temp_files(tmp_path) == 0
+    assert (tmp_path / ".odd.tmp").is_dir()
+
+
+def test_prepare_names_file_in_place_of_folder(tmp_path: Path) -> None:
+    (tmp_path / "results").write_text("")
+    with pytest.raises(DataDirError, match="results exists but is not a folder"):
+        prepare_data_dir(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,42 @@ def test_parser_has_no_password_flag() -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
     assert "--password " not in help_text
     assert "VAULT_PASSWORD_FILE" in help_text
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("http://[::1", "invalid VAULT_ADDR 'http://\\[::1'"),
+        ("http://127.0.0.1:99999", "invalid VAULT_ADDR 'http://127.0.0.1:99999'"),
+        ("http://127.0.0.1:notaport", "invalid VAULT_ADDR"),
+        ("http://127.0.0.1:0", "invalid VAULT_ADDR"),
+    ],
+)
+def test_malformed_address_is_usage_error(address: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve([], {**BASE_ENV, "VAULT_ADDR": address})
+
+
+def test_address_with_credentials_rejected() -> None:
+    with pytest.raises(UsageError, match="contains credentials") as caught:
+        resolve([], {**BASE_ENV, "VAULT_ADDR": "http://admin:topsecret@127.0.0.1:8200"})
+    assert "topsecret" not in str(caught.value)
+
+
+def test_fractional_concurrency_needs_integer() -> None:
+    with pytest.raises(UsageError, match=r"invalid BATCH_CONCURRENCY '4\.0': expected an integer"):
+        resolve([], {**BASE_ENV, "BATCH_CONCURRENCY": "4.0"})
+
+
+def test_password_fifo_rejected(tmp_path: Path) -> None:
+    fifo = tmp_path / "password"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="is not a regular file"):
+        resolve([], {**BASE_ENV, "VAULT_PASSWORD_FILE": str(fifo)})
+
+
+def test_password_file_bad_utf8_rejected(tmp_path: Path) -> None:
+    password_file = tmp_path / "password"
+    password_file.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(UsageError, match="is not valid UTF-8"):
+        resolve([], {**BASE_ENV, "VAULT_PASSWORD_FILE": str(password_file)})
