@@ -264,6 +264,11 @@ class _SignalCatcher:
             self._previous[number] = signal.signal(number, self._handle)
 
     def restore(self) -> None:
+        # After a signal, more usually follow (a supervisor repeating
+        # SIGTERM, a second Ctrl-C). The handler stays so they cannot kill
+        # the process between the summary and the exit with 128 + n.
+        if self.signal_number is not None:
+            return
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 

@@ -60,6 +60,15 @@ def run_in_process(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> int:
     return cli.main(["run"])
 
 
+def wait_for_first_start(data_dir: Path, timeout: float = 30) -> None:
+    """Wait until the processor's log shows that a job has started."""
+    log = data_dir / "logs" / "batch-processing.log"
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and "started (priority" in log.read_text()):
+        assert time.monotonic() < deadline, f"no job started within {timeout} s"
+        time.sleep(0.05)
+
+
 def test_batch_records_every_job(batch_vault: BatchVault, tmp_path: Path) -> None:
     seed(batch_vault, EXAMPLE_JOBS)
     run = run_processor(processor_env(batch_vault, tmp_path / "data", BATCH_TIME_SCALE="0.01"))
@@ -175,10 +184,7 @@ def test_sigterm_aborts_and_revokes(batch_vault: BatchVault, tmp_path: Path) -> 
     seed(batch_vault, {f"job-{n:02d}": {"priority": "low", "duration_seconds": 30} for n in range(8)})
     env = processor_env(batch_vault, tmp_path / "data", BATCH_TIME_SCALE="1", BATCH_CONCURRENCY="2")
     process = start_processor(env)
-    log = tmp_path / "data" / "logs" / "batch-processing.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (log.exists() and "started (priority" in log.read_text()):
-        time.sleep(0.05)
+    wait_for_first_start(tmp_path / "data")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
 
@@ -197,10 +203,7 @@ def test_second_run_exits_5(batch_vault: BatchVault, tmp_path: Path) -> None:
     seed(batch_vault, {"slow": {"priority": "high", "duration_seconds": 3}})
     env = processor_env(batch_vault, tmp_path / "data", BATCH_TIME_SCALE="1")
     first = start_processor(env)
-    log = tmp_path / "data" / "logs" / "batch-processing.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (log.exists() and "started (priority" in log.read_text()):
-        time.sleep(0.05)
+    wait_for_first_start(tmp_path / "data")
     second = run_processor(env)
     first.communicate(timeout=30)
 
@@ -255,10 +258,7 @@ def test_repeated_sigterm_still_writes_summary(batch_vault: BatchVault, tmp_path
     seed(batch_vault, {f"job-{n}": {"duration_seconds": 30} for n in range(4)})
     env = processor_env(batch_vault, tmp_path / "data", BATCH_TIME_SCALE="1")
     process = start_processor(env)
-    log = tmp_path / "data" / "logs" / "batch-processing.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (log.exists() and "started (priority" in log.read_text()):
-        time.sleep(0.05)
+    wait_for_first_start(tmp_path / "data")
     for _ in range(5):
         process.send_signal(signal.SIGTERM)
         time.sleep(0.05)

@@ -49,7 +49,7 @@ class OpenBaoServer:
     """A running `bao server -dev` process and the means to talk to it."""
 
     port: int = 0
-    root_token: str = field(default_factory=lambda: "root-" + secrets.token_hex(12))
+    root_token: str = field(default_factory=lambda: "root-" + secrets.token_hex(12), repr=False)
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import urllib.error
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +37,7 @@ class BatchVault:
     server: OpenBaoServer
     namespace: str
     username: str
-    password: str
+    password: str = field(repr=False)
     mount: str = "kv"
     jobs_path: str = "jobs"
 
