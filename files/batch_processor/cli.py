@@ -170,6 +170,14 @@ def configure_logging(
     every queued record before it returns.
     """
     close_logging()
+    # LOG_FORMAT uses neither the caller's source position nor thread or
+    # process ids, so records skip collecting them. With _srcfile None,
+    # logging (Python 3.11, logging/__init__.py) never calls findCaller.
+    # These switches are global, and this process logs only through here.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     batch_filter = _BatchIdFilter()
     secret_filter = _SecretFilter(secrets)
     formatter = _OnceFormatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
