@@ -118,8 +118,24 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+# Before Linux 5.8, syncfs(2) fails only for a bad descriptor and loses
+# write-back errors (syncfs(2) man page), so it cannot prove the data is on disk.
+SYNCFS_MIN_KERNEL = (5, 8)
+
+
+def _kernel_version() -> tuple[int, int]:
+    """Return the running Linux kernel's (major, minor), or (0, 0) when unknown."""
+    parts = os.uname().release.split(".")
+    try:
+        return int(parts[0]), int(parts[1].split("-")[0])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
 def _load_syncfs() -> Callable[[int], int] | None:
-    """Return libc's syncfs(2), or None where the C library has none (not Linux)."""
+    """Return libc's syncfs(2), or None where it is missing or reports no write-back errors."""
+    if _kernel_version() < SYNCFS_MIN_KERNEL:
+        return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         syncfs: Callable[[int], int] = libc.syncfs
@@ -141,15 +157,17 @@ class GroupCommitter:
     final name and then fsyncs the folder once. So a file is visible under
     its final name only once its data is on disk, as with `write_json_atomic`,
     at the cost of one disk flush per group instead of one per file. Where
-    syncfs is missing or fails with ENOSYS, each file of the group is fsynced
-    instead.
+    syncfs is missing, fails with ENOSYS or runs on a Linux older than 5.8,
+    each file of the group is fsynced instead.
 
     A file whose flush or rename fails is removed and passed to `on_error`,
     which runs on the committer thread. `close` commits every queued file
     before it returns.
 
     NOTE: syncfs flushes every dirty file of that file system, other
-    programs' files included, so a busy disk makes each group slower.
+    programs' files included, so a busy disk makes each group slower. It
+    also reports a write-back error of any of those files, and such an error
+    fails the whole group.
     """
 
     def __init__(
@@ -167,8 +185,8 @@ class GroupCommitter:
         self._max_delay = max_delay
         self._mode = mode
         self._use_syncfs = _syncfs is not None
-        # syncfs reports a write-back error to each descriptor opened before
-        # it, once, so this one stays open for the committer's lifetime.
+        # syncfs reports the write-back errors since the last syncfs call on
+        # the same descriptor, so this one stays open for the committer's life.
         self._folder_descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="commit", daemon=True)

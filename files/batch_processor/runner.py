@@ -195,7 +195,11 @@ def record(
     started_at: str | None = None,
     elapsed: float | None = None,
 ) -> JobOutcome:
-    """Write the job's result file and log its end state."""
+    """Write the job's result file and log its end state.
+
+    With a committer, the file reaches its final name only when its group is
+    flushed, so the log line can come first. A failure there is logged then.
+    """
     path = result_path(context.results_dir, job.name, context.batch_id)
     document = _result_document(context, job, status, reason, started_at, elapsed)
     try:

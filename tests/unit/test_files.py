@@ -111,6 +111,20 @@ def test_group_commit_falls_back_to_fsync(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(list(tmp_path.iterdir())) == 3
 
 
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [("5.7.19", False), ("5.8.0", True), ("6.18.44-fc-v1272", True), ("unknown", False)],
+)
+def test_syncfs_needs_linux_5_8(monkeypatch: pytest.MonkeyPatch, release: str, expected: bool) -> None:
+    uname = os.uname()
+    monkeypatch.setattr(
+        files.os,
+        "uname",
+        lambda: os.uname_result((uname.sysname, uname.nodename, release, uname.version, uname.machine)),
+    )
+    assert (files._load_syncfs() is not None) is expected
+
+
 def test_group_commit_flush_error_removes_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_flush(self: GroupCommitter, group: list[tuple[str, Path]]) -> None:
         raise OSError(5, "Input/output error")
