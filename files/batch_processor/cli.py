@@ -11,6 +11,7 @@ import json
 import logging
 import logging.handlers
 import os
+import queue
 import signal
 import sys
 import threading
@@ -115,13 +116,71 @@ class _SecretFilter(logging.Filter):
         return True
 
 
+class _OnceFormatter(logging.Formatter):
+    """A formatter that formats each record once, however many handlers output it.
+
+    RotatingFileHandler formats a record once more to decide on rotation, so
+    without this each record would be formatted three times.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached: tuple[_OnceFormatter, str] | None = getattr(record, "_batch_formatted", None)
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        text = super().format(record)
+        record._batch_formatted = (self, text)
+        return text
+
+
+class _InProcessQueueHandler(logging.handlers.QueueHandler):
+    """A queue handler whose records stay in this process.
+
+    The base class formats each record for pickling, which the listener
+    does anyway. This one only merges the arguments into the message, so a
+    later change to an argument cannot change the line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(queue.SimpleQueue())
+        self.listener: logging.handlers.QueueListener | None = None
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+    def close(self) -> None:
+        """Write every queued record, then stop the listener and close its handlers."""
+        if self.listener is not None:
+            self.listener.stop()
+            for handler in self.listener.handlers:
+                handler.close()
+            self.listener = None
+        super().close()
+
+
 def configure_logging(
     logs_dir: Path | None, level: str, secrets: Callable[[], Iterable[str]]
 ) -> _BatchIdFilter:
-    """Send the package's records to stderr and, when given, to the rotating log file."""
+    """Send the package's records to stderr and, when given, to the rotating log file.
+
+    The threads that log only queue their records, and one listener thread
+    writes them to both outputs in the order they were queued. So the
+    threads do not wait for each other's writes. `close_logging` writes
+    every queued record before it returns.
+    """
+    close_logging()
+    # LOG_FORMAT uses neither the caller's source position nor thread or
+    # process ids, so records skip collecting them. With _srcfile None,
+    # logging (Python 3.11, logging/__init__.py) never calls findCaller.
+    # These switches are global, and this process logs only through here.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     batch_filter = _BatchIdFilter()
     secret_filter = _SecretFilter(secrets)
-    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    formatter = _OnceFormatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
     formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logs_dir is not None:
@@ -135,20 +194,24 @@ def configure_logging(
         # may still be readable by everyone.
         with contextlib.suppress(OSError):
             os.chmod(log_file, LOG_FILE_MODE)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(batch_filter)
-        handler.addFilter(secret_filter)
-        logger.addHandler(handler)
+    # Both filters run in the thread that logs: the batch id must be the one
+    # current when the record was made, and the secret filter must see the
+    # exception before the record leaves that thread.
+    queue_handler = _InProcessQueueHandler()
+    queue_handler.addFilter(batch_filter)
+    queue_handler.addFilter(secret_filter)
+    queue_handler.listener = logging.handlers.QueueListener(queue_handler.queue, *handlers)
+    queue_handler.listener.start()
+    logger.addHandler(queue_handler)
     logger.setLevel(level)
     logger.propagate = False
     return batch_filter
 
 
 def close_logging() -> None:
+    """Remove and close the package's handlers, writing every queued record first."""
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()

@@ -16,14 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from batch_processor import SCHEMA_VERSION
-from batch_processor.files import fsync_folder, write_json_atomic
+from batch_processor.files import GroupCommitter, fsync_folder, write_json_atomic
 from batch_processor.jobs import InvalidJobConfig, JobConfig, safe_file_stem, validate_job_config
 from batch_processor.vault import KvSecret, NotFound, VaultError, VaultSession, VaultUnavailable
 
@@ -31,10 +31,9 @@ logger = logging.getLogger(__name__)
 
 UNAVAILABLE_LOG_LIMIT = 3
 POLL_SECONDS = 0.2
-# Threads that write result files while the next jobs work. Concurrent fsync
-# calls on one file system can share a journal commit, so short jobs are not
-# held to one disk flush after another. A thread costs little, so this is not
-# tuned to any machine.
+# Threads that write temporary result files while the next jobs work. A
+# GroupCommitter flushes them to disk later, so these threads wait only for
+# their own writes. A thread costs little, so this is not tuned to any machine.
 RESULT_WRITERS = 16
 
 
@@ -98,6 +97,11 @@ class BatchContext:
     write_error: list[str] = field(default_factory=list)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     unavailable_failures: int = 0
+    # Names of result files that were reported but could not be made durable.
+    unwritten: set[str] = field(default_factory=set)
+    # Flushes result files in groups while `schedule` runs. Without one, each
+    # result file is flushed on its own.
+    committer: GroupCommitter | None = None
 
 
 def result_path(results_dir: Path, job_name: str, batch_id: str) -> Path:
@@ -204,24 +208,20 @@ def record(
     started_at: str | None = None,
     elapsed: float | None = None,
 ) -> JobOutcome:
-    """Write the job's result file and log its end state."""
+    """Write the job's result file and log its end state.
+
+    With a committer, the file reaches its final name only when its group is
+    flushed, so the log line can come first. A failure there is logged then.
+    """
     path = result_path(context.results_dir, job.name, context.batch_id)
     document = _result_document(context, job, status, reason, started_at, elapsed)
     try:
-        write_json_atomic(path, document)
-    except OSError as error:
-        message = f"cannot write {path}: {error.strerror or error}"
-        with context.write_lock:
-            context.write_error.append(message)
-            first = len(context.write_error) == 1
-        # A full or read-only folder fails every later write too: log the
-        # first failure, and the batch summary gives the count.
-        if first:
-            logger.error("job %r: %s; starting no new jobs", job.name, message)
+        if context.committer is not None:
+            context.committer.write(path, document)
         else:
-            logger.debug("job %r: %s", job.name, message)
-        # A batch that cannot record its results must not start more work.
-        context.cancel.set()
+            write_json_atomic(path, document)
+    except OSError as error:
+        note_write_error(context, path, error)
         return JobOutcome(job.name, status, None, reason)
     log = (
         logger.warning
@@ -238,6 +238,23 @@ def record(
             return JobOutcome(job.name, status, path.name, reason)
     log("job %r %s%s", job.name, status, f": {reason}" if reason else "")
     return JobOutcome(job.name, status, path.name, reason)
+
+
+def note_write_error(context: BatchContext, path: Path, error: OSError) -> None:
+    """Record that the result file `path` could not be written, and cancel the batch."""
+    message = f"cannot write {path}: {error.strerror or error}"
+    with context.write_lock:
+        context.write_error.append(message)
+        context.unwritten.add(path.name)
+        first = len(context.write_error) == 1
+    # A full or read-only folder fails every later write too: log the
+    # first failure, and the batch summary gives the count.
+    if first:
+        logger.error("%s; starting no new jobs", message)
+    else:
+        logger.debug("%s", message)
+    # A batch that cannot record its results must not start more work.
+    context.cancel.set()
 
 
 @dataclass(frozen=True)
@@ -303,8 +320,24 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
     The calling thread is the only dispatcher. It starts the next job in
     priority order only when fewer than `concurrency` jobs are working. So no
     job starts before every job of a higher priority has started, and the
-    start times and log lines show that order.
+    start times and log lines show that order. Every result file is durable
+    when this returns, and an outcome names only a result file that is.
     """
+    context.committer = GroupCommitter(
+        context.results_dir, lambda path, error: note_write_error(context, path, error)
+    )
+    try:
+        outcomes = _run_jobs(context, jobs, concurrency)
+    finally:
+        context.committer.close()
+        context.committer = None
+    return [
+        replace(outcome, result_file=None) if outcome.result_file in context.unwritten else outcome
+        for outcome in outcomes
+    ]
+
+
+def _run_jobs(context: BatchContext, jobs: list[Job], concurrency: int) -> list[JobOutcome]:
     outcomes: list[JobOutcome] = []
     runnable: list[Job] = []
     for job in jobs:
@@ -317,9 +350,9 @@ def schedule(context: BatchContext, jobs: list[Job], concurrency: int) -> list[J
             runnable.append(job)
     runnable.sort(key=lambda job: (job.config.rank if job.config else 0, job.name))
 
-    # A job holds one of `concurrency` work slots while it works, and gives
+    # A job takes one of `concurrency` work slots while it works, and gives
     # it back before its result is written. The extra threads write results
-    # meanwhile, so the next job does not wait for the disk.
+    # meanwhile, so the next job does not wait for the result file.
     work_slots = threading.BoundedSemaphore(concurrency)
     threads = concurrency + RESULT_WRITERS
     finished: queue.SimpleQueue[Future[JobOutcome]] = queue.SimpleQueue()
