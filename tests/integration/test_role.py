@@ -211,16 +211,21 @@ def test_nomad_job_file_structure(seeded_role: SeededRole) -> None:
     assert volume["access_mode"] == "single-node-writer"
     assert volume["attachment_mode"] == "file-system"
 
+    # The demo inventory uses raw_exec, which mounts no volumes: the task
+    # uses the host folders and has no volume_mount.
+    base_dir = str(seeded_role.base_dir)
     task = group["task"][0]["batch-processor"]
-    assert task["config"][0]["command"] == "/opt/vault-clients/scripts/venv/bin/python"
+    assert task["driver"] == "raw_exec"
+    assert task["config"][0]["command"] == f"{base_dir}/scripts/venv/bin/python"
     assert task["config"][0]["args"] == ["-m", "batch_processor", "run"]
-    assert task["volume_mount"][0]["destination"] == "/opt/vault-clients"
+    assert "volume_mount" not in task
     assert task["kill_signal"] == "SIGTERM"
     assert task["kill_timeout"] == "45s"
     env = task["env"][0]
     assert env["VAULT_NAMESPACE"] == NAMESPACE
     assert env["VAULT_PASSWORD_FILE"] == "${NOMAD_SECRETS_DIR}/vault-password"
-    assert env["PYTHONPATH"] == "/opt/vault-clients/scripts"
+    assert env["PYTHONPATH"] == f"{base_dir}/scripts"
+    assert env["BATCH_DATA_DIR"] == base_dir
     assert "VAULT_PASSWORD" not in env
     template = task["template"][0]
     assert template["destination"] == "secrets/vault-password"
@@ -310,6 +315,10 @@ def test_check_mode_on_seeded_vault_predicts_nothing(seeded_role: SeededRole, tm
         ),
         ({"vault_batch_client_files_dir": "/nonexistent"}, "vault_batch_client_files_dir must point at"),
         ({"vault_batch_client_nomad_kill_timeout": "45"}, "vault_batch_client_nomad_kill_timeout must be"),
+        ({"vault_batch_client_nomad_crons": ["not a cron"]}, "'not a cron': expected 5 fields"),
+        ({"vault_batch_client_nomad_crons": ["61 2 * * *"]}, "minute field: 61 is outside 0-59"),
+        ({"vault_batch_client_nomad_time_zone": "Mars/Olympus"}, "time zone 'Mars/Olympus' was not found"),
+        ({"vault_batch_client_processor_password": "short-pw"}, "openssl rand -base64 32"),
     ],
 )
 def test_bad_input_stops_in_preflight(
@@ -380,3 +389,28 @@ def test_missing_parent_namespace_stops_in_preflight(
     assert run.returncode != 0
     assert "was not found: create it, or set vault_batch_client_vault_create_parent_namespace" in run.output
     assert not (tmp_path / "vault-clients").exists()
+
+
+def test_invalid_job_file_stops_in_preflight(
+    openbao: OpenBaoServer, nomad_double: NomadDouble, tmp_path: Path
+) -> None:
+    jobs_dir = tmp_path / "jobs"
+    (jobs_dir / "team").mkdir(parents=True)
+    (jobs_dir / "good.json").write_text('{"priority": "low"}')
+    broken = jobs_dir / "team" / "broken.json"
+    broken.write_text('{"priority": ')
+    run = run_site(
+        openbao.addr,
+        openbao.root_token,
+        tmp_path,
+        "pw-" + secrets.token_hex(8),
+        "-e",
+        f"vault_batch_client_jobs_dir={jobs_dir}",
+        nomad_addr=nomad_double.addr,
+    )
+    assert run.returncode != 0
+    assert f"cannot read {broken}" in run.output, run.output[-3000:]
+    assert run.recap()["changed"] == 0
+    assert not (tmp_path / "vault-clients").exists()
+    with pytest.raises(urllib.error.HTTPError):
+        openbao.request("GET", "kv/data/jobs/good", namespace=NAMESPACE)

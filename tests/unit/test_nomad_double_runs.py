@@ -426,6 +426,27 @@ def test_missing_command_fails_with_driver_failure(double, client, volume_dir):
     assert "Driver Failure" in event_types(allocation)
 
 
+def test_raw_exec_ignores_volume_mount(double, client, volume_dir):
+    # Nomad accepts a volume_mount on a raw_exec task but mounts nothing, so
+    # the destination must reach the task unchanged.
+    script = (
+        "import json, os, pathlib; "
+        "pathlib.Path(os.environ['NOMAD_ALLOC_DIR'], 'env.json').write_text(json.dumps(dict(os.environ)))"
+    )
+    set_password(client)
+    job = job_running(client, script, Driver="raw_exec")
+    assert job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"], "the fixture task must have a volume_mount"
+
+    evaluation = register_and_force(client, job)
+    allocation = double.wait_for_allocation(only_allocation(client, evaluation)["ID"], timeout=30)
+
+    assert allocation["ClientStatus"] == "complete"
+    env = json.loads((double.data_dir / "alloc" / allocation["ID"] / "alloc" / "env.json").read_text())
+    assert env["BATCH_DATA_DIR"] == "/opt/vault-clients"
+    assert env["PYTHONPATH"] == "/opt/vault-clients/scripts"
+    assert not list(volume_dir.iterdir())
+
+
 # ------------------------------------------------------------ path mapping
 
 

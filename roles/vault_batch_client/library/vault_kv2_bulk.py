@@ -38,6 +38,13 @@ options:
       - Read on the host the module runs on. An entry of the same name in
         O(entries) wins.
     type: path
+  validate_only:
+    description:
+      - Load and check O(entries) and every file in O(entries_dir), then
+        return without contacting Vault. A file that is not valid JSON or
+        holds no JSON object fails the task with its path.
+    type: bool
+    default: false
   workers:
     description: Number of threads that read and write entries.
     type: int
@@ -91,6 +98,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+validated:
+  description: Number of entries loaded and checked.
+  returned: when O(validate_only) is true
+  type: int
+  sample: 4
 created:
   description: Number of entries written for the first time.
   returned: success
@@ -302,6 +314,7 @@ def run_module() -> None:
             entries={"type": "dict", "default": {}},
             entries_dir={"type": "path"},
             workers={"type": "int", "default": 8},
+            validate_only={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
     )
@@ -322,6 +335,9 @@ def run_module() -> None:
             validate_entry_name(name)
     except ValueError as error:
         module.fail_json(msg=str(error))
+
+    if params["validate_only"]:
+        module.exit_json(changed=False, validated=len(desired), msg=f"{len(desired)} entries are valid")
 
     worker = KvWorker(module, mount_point, folder)
     current, read_errors = run_in_threads(params["workers"], sorted(desired), worker.read)

@@ -8,10 +8,15 @@ rewriting:
   Nomad lays it out. `NOMAD_ALLOC_DIR`, `NOMAD_TASK_DIR` and
   `NOMAD_SECRETS_DIR` hold these host paths instead of `/alloc`, `/local` and
   `/secrets`.
-- A `volume_mount` destination (for example `/opt/vault-clients`) is replaced
-  by the host volume's registered `HostPath` wherever it starts a path in the
-  command, the args and the env values, so the task writes into the host
-  folder.
+- For a driver that mounts volumes (`exec`), a `volume_mount` destination
+  such as `/opt/vault-clients` is replaced by the host volume's `HostPath`.
+  This happens wherever the destination starts a path in the command, the
+  args and the env values, so the task writes into the host folder.
+- The `raw_exec` driver mounts nothing: Nomad's documentation lists "volume
+  mounting: none" for it, and Nomad accepts a `volume_mount` on such a task
+  but ignores it. The double ignores it too, so a raw_exec task that uses a
+  mount destination fails the way it would on a real node.
+  https://developer.hashicorp.com/nomad/docs/drivers/raw_exec
 - Template destinations are not rewritten: Nomad renders templates on the
   host into the task directory, so a relative or absolute destination ends up
   under the task directory, never inside a volume.
@@ -85,6 +90,9 @@ def signal_number(name: str) -> int:
     except KeyError:
         raise ValueError(f'invalid kill_signal "{name}"') from None
 
+
+# Drivers whose tasks see volume_mount destinations; raw_exec is not one of them.
+VOLUME_MOUNT_DRIVERS = frozenset({"exec", "docker", "podman", "java"})
 
 # The folders as a task sees them; template destinations resolve against these.
 TASK_VIEW_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
@@ -243,15 +251,30 @@ class AllocationRunner:
             (task_dir / sub).mkdir(parents=True, exist_ok=True)
         (task_dir / "secrets").chmod(0o700)
 
-        volume_paths = {
-            mount["Destination"]: self.volume_host_paths[mount["Volume"]]
-            for mount in task.get("VolumeMounts") or []
-            if mount["Volume"] in self.volume_host_paths
-        }
+        volume_paths = self._volume_paths(task)
         env = self._base_env(task, task_dir)
         for key, value in (task.get("Env") or {}).items():
             env[key] = rewrite_volume_paths(interpolate(value, env, self.node), volume_paths)
         return TaskPlan(name, task, task_dir, env, volume_paths)
+
+    def _volume_paths(self, task: dict[str, Any]) -> dict[str, str]:
+        """Map each mount destination of `task` to its host path, or return {} for a driver without mounts."""
+        mounts = task.get("VolumeMounts") or []
+        if task.get("Driver") not in VOLUME_MOUNT_DRIVERS:
+            if mounts:
+                logger.warning(
+                    "allocation %s: task %s: driver %s does not mount volumes, ignoring %d volume_mount block(s)",
+                    self.allocation["ID"],
+                    task["Name"],
+                    task.get("Driver"),
+                    len(mounts),
+                )
+            return {}
+        return {
+            mount["Destination"]: self.volume_host_paths[mount["Volume"]]
+            for mount in mounts
+            if mount["Volume"] in self.volume_host_paths
+        }
 
     def _base_env(self, task: dict[str, Any], task_dir: Path) -> dict[str, str]:
         allocation = self.allocation
