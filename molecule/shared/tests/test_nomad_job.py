@@ -50,16 +50,23 @@ def test_job_pinned_to_node(job):
     assert constraints["${node.unique.name}"] == NODE_NAME
 
 
-def test_job_mounts_host_volume(job):
+def test_job_uses_host_volume(job):
     _, group = only_block(job["group"])
     volume_name, volume = only_block(group["volume"])
     _, task = only_block(group["task"])
-    (mount,) = task["volume_mount"]
+    (env,) = task["env"]
 
     assert unquote(volume["type"]) == "host"
     assert unquote(volume["source"]) == f"vault-clients-{NODE_NAME}"
-    assert unquote(mount["volume"]) == volume_name
-    assert unquote(mount["destination"]) == "/opt/vault-clients"
+    if unquote(task["driver"]) == "raw_exec":
+        # raw_exec mounts no volumes: the task uses the host folders directly.
+        assert "volume_mount" not in task
+        assert unquote(env["BATCH_DATA_DIR"]).endswith("/opt/nomad/vault-clients")
+    else:
+        (mount,) = task["volume_mount"]
+        assert unquote(mount["volume"]) == volume_name
+        assert unquote(mount["destination"]) == "/opt/vault-clients"
+        assert unquote(env["BATCH_DATA_DIR"]) == "/opt/vault-clients"
 
 
 def test_job_file_has_no_password(job_file):
