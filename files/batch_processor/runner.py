@@ -1,9 +1,9 @@
 """One batch: list, read, schedule by priority, process and record every job.
 
-Every job listed ends with exactly one result file unless results/ itself
-cannot be written (full or read-only): a job whose configuration could not be
-read is `failed`, one that breaks the schema is `invalid`, one not started
-when the batch is stopped is `cancelled`.
+Every job listed ends with exactly one result file, unless results/ itself
+cannot be written because it is full or read-only. A job whose configuration
+could not be read is `failed`, one that breaks the schema is `invalid`, and
+one not started when the batch is stopped is `cancelled`.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class OpenBaoServer:
     def stop(self) -> None:
         """Stop the server process and its process group, then delete its folder.
 
-        The folder holds the server log, which contains the root token and
+        The folder contains the server log, which includes the root token and
         the unseal key, so it must not outlive the server.
         """
         if self.process is not None and self.process.poll() is None:
@@ -130,7 +130,7 @@ class OpenBaoServer:
         """Send one Vault API request; an empty token means the root token.
 
         Returns the decoded JSON body, or {} for 204. Raises urllib.error.HTTPError
-        with the status for 4xx/5xx answers.
+        with the status for 4xx/5xx responses.
         """
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.addr}/v1/{path}", data=data, method=method)  # noqa: S310

@@ -94,7 +94,7 @@ def signal_number(name: str) -> int:
 # Drivers whose tasks see volume_mount destinations; raw_exec is not one of them.
 VOLUME_MOUNT_DRIVERS = frozenset({"exec", "docker", "podman", "java"})
 
-# The folders as a task sees them; template destinations resolve against these.
+# The folders as paths inside the task. Template destinations resolve against these.
 TASK_VIEW_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
 
 
