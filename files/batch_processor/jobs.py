@@ -2,7 +2,7 @@
 
 The schema lives in job_config.schema.json next to this module. The checks
 below implement it with the standard library only, because the processor
-ships to the node with nothing but hvac; a unit test keeps both in step.
+ships to the node with nothing but hvac. A unit test keeps both in step.
 """
 
 from __future__ import annotations

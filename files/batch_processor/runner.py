@@ -371,7 +371,7 @@ def _run_jobs(context: BatchContext, jobs: list[Job], concurrency: int) -> list[
                 with contextlib.suppress(queue.Empty):
                     collect(finished.get(timeout=POLL_SECONDS))
             elif work_slots.acquire(timeout=POLL_SECONDS):
-                # A running job frees its slot when it sees the cancel event,
+                # A running job frees its slot as soon as the cancel event is set,
                 # so the event must be checked again after the slot is taken.
                 if not context.cancel.is_set():
                     return True

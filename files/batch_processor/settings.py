@@ -214,7 +214,7 @@ def read_password(password_file: str | None, env: Mapping[str, str]) -> str:
     password = env.get("VAULT_PASSWORD", "")
     if not password:
         raise UsageError(
-            "missing password: set VAULT_PASSWORD_FILE to a file that holds it "
+            "missing password: set VAULT_PASSWORD_FILE to a file that contains it "
             "(or VAULT_PASSWORD in the environment)"
         )
     return password

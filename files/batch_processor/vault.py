@@ -187,6 +187,7 @@ class VaultSession:
         )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+
         # With trust_env on, requests looks up the proxy variables, the CA
         # bundle variables and ~/.netrc again for every request, which costs
         # more CPU than a loopback request itself. The proxies and the CA
@@ -205,6 +206,7 @@ class VaultSession:
         # hvac takes `verify` from the session it is given and ignores its own
         # argument then, so the session must carry it.
         session.verify = verify
+
         return hvac.Client(
             url=self.settings.addr,
             token=token,

@@ -1,7 +1,7 @@
 """A loopback HTTP proxy that sits in front of OpenBao and injects faults.
 
 Tests point the processor's VAULT_ADDR at the proxy and switch it, while the
-processor runs, to answer with an error status, to drop connections or to
+processor runs, to respond with an error status, to drop connections or to
 delay requests. Each fault can start after a number of requests and can be
 limited to paths that match a regular expression.
 
@@ -34,8 +34,8 @@ _HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "trans
 class Fault:
     """One injected fault.
 
-    action is "status" (answer `status` with a Vault-style error body),
-    "drop" (close the connection without an answer) or "delay" (wait
+    action is "status" (respond with `status` and a Vault-style error body),
+    "drop" (close the connection without a response) or "delay" (wait
     `delay_seconds`, then forward). The fault applies to requests whose path
     matches `path_pattern`, from the one after the first `after` matching
     requests on, at most `times` times (None: no limit).

@@ -64,6 +64,7 @@ class OpenBaoServer:
         log = (self.workdir / "server.log").open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(self.workdir)
+
         self.process = subprocess.Popen(
             [
                 find_bao(),
@@ -80,6 +81,7 @@ class OpenBaoServer:
             start_new_session=True,
         )
         log.close()
+
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -113,10 +115,12 @@ class OpenBaoServer:
             self.workdir = None
 
     def log_tail(self, lines: int = 30) -> str:
+        """Return the end of the server log without the root token or the unseal key."""
         if self.workdir is None:
             return ""
         text = (self.workdir / "server.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:]).replace(self.root_token, "<root token>")
+        kept = [line for line in text.splitlines() if "Unseal Key" not in line]
+        return "\n".join(kept[-lines:]).replace(self.root_token, "<root token>")
 
     def request(
         self,

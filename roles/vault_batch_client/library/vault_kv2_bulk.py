@@ -42,7 +42,7 @@ options:
     description:
       - Load and check O(entries) and every file in O(entries_dir), then
         return without contacting Vault. A file that is not valid JSON or
-        holds no JSON object fails the task with its path.
+        contains no JSON object fails the task with its path.
     type: bool
     default: false
   workers:

@@ -104,11 +104,11 @@ def find_conflict(existing: dict[str, Any], mount_type: str, options: dict[str, 
     """Return why an existing mount cannot stand in for the requested one, or None if it can."""
     if existing.get("type") != mount_type:
         return f"type {existing.get('type')!r}, expected {mount_type!r}"
-    wanted_version = str(options.get("version", "")) if mount_type == "kv" else ""
-    if wanted_version:
-        have_version = str((existing.get("options") or {}).get("version", "1"))
-        if have_version != wanted_version:
-            return f"KV version {have_version}, expected {wanted_version}"
+    expected_version = str(options.get("version", "")) if mount_type == "kv" else ""
+    if expected_version:
+        current_version = str((existing.get("options") or {}).get("version", "1"))
+        if current_version != expected_version:
+            return f"KV version {current_version}, expected {expected_version}"
     return None
 
 

@@ -142,12 +142,12 @@ def compare_user(current: dict[str, Any] | None, desired: dict[str, Any]) -> lis
     if current is None:
         return sorted(desired)
     changes = []
-    for key, wanted in desired.items():
+    for key, expected in desired.items():
         have = current.get(key)
         if key == "token_policies":
-            if sorted(have or []) != sorted(wanted):
+            if sorted(have or []) != sorted(expected):
                 changes.append(key)
-        elif have != wanted:
+        elif have != expected:
             changes.append(key)
     return changes
 

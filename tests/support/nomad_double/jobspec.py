@@ -414,11 +414,11 @@ def decode_value(value: Any, where: str) -> Any:
 # ------------------------------------------------------------------ typing
 
 
-def _type_error(where: str, name: str, wanted: str) -> ApiError:
+def _type_error(where: str, name: str, expected_type: str) -> ApiError:
     return ApiError(
         400,
         f"{where}: Incorrect attribute value type; "
-        f'Inappropriate value for attribute "{name}": {wanted} is required.',
+        f'Inappropriate value for attribute "{name}": {expected_type} is required.',
     )
 
 

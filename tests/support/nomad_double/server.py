@@ -115,13 +115,13 @@ class NomadApi:
             path_matched = True
             if request.method in methods.split():
                 request.match = match
-                self._block_if_asked(request)
+                self._block_if_requested(request)
                 return handler(request)
         if path_matched:
             raise ApiError(405, "Invalid method")
         raise ApiError(404, "Invalid URL path")
 
-    def _block_if_asked(self, request: Request) -> None:
+    def _block_if_requested(self, request: Request) -> None:
         if request.method != "GET" or "index" not in request.query:
             return
         try:
